@@ -1,0 +1,75 @@
+"""Checks shared by every statistic: columns exist, enough raters, ratings vary.
+
+Each check raises :class:`studyhub.errors.DataError` with a message naming the
+problem, the value found and the fix, so no statistic returns a silent NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from studyhub.errors import DataError
+
+__all__ = ["require_columns", "require_levels", "require_numeric", "require_variation"]
+
+
+def require_columns(data: pd.DataFrame, **columns: str | None) -> pd.DataFrame:
+    """Return ``data`` restricted to the named columns, refusing missing ones.
+
+    Keyword names are the roles (``targets=``, ``raters=`` ...), values the column
+    names; ``None`` values are skipped. Rows with a missing value in any named
+    column are kept: each statistic decides how to treat them.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(
+            f"expected a pandas DataFrame, got {type(data).__name__}; "
+            "pass a long (tidy) data frame with one row per rating"
+        )
+    named = {role: col for role, col in columns.items() if col is not None}
+    missing = [f"{role}={col!r}" for role, col in named.items() if col not in data.columns]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(missing)} not in the data frame "
+            f"(columns are {list(map(str, data.columns))}); pass existing column names"
+        )
+    if data.empty:
+        raise DataError("the data frame has no rows; pass at least one rating per rater and target")
+    return data[list(dict.fromkeys(named.values()))]
+
+
+def require_levels(data: pd.DataFrame, column: str, *, role: str, minimum: int = 2) -> list[object]:
+    """Refuse a factor with fewer than ``minimum`` distinct levels; return the levels."""
+    levels = list(pd.unique(data[column].dropna()))
+    if len(levels) < minimum:
+        raise DataError(
+            f"{role} column {column!r} has {len(levels)} distinct value(s) "
+            f"({levels[:5]}); this analysis needs at least {minimum}"
+        )
+    return levels
+
+
+def require_numeric(data: pd.DataFrame, column: str, *, role: str) -> pd.Series:
+    """Return ``data[column]`` as floats, refusing non-numeric values."""
+    values = pd.to_numeric(data[column], errors="coerce")
+    bad = data[column][values.isna() & data[column].notna()]
+    if len(bad):
+        raise DataError(
+            f"{role} column {column!r} has non-numeric value {bad.iloc[0]!r} "
+            f"(row {bad.index[0]!r}); code the scale as numbers"
+        )
+    return values.astype(float)
+
+
+def require_variation(values: Iterable[float], *, role: str, column: str) -> None:
+    """Refuse constant ratings, for which agreement and tests are undefined."""
+    arr = np.asarray(list(values), dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0 or np.all(arr == arr[0]):
+        shown = "no values" if arr.size == 0 else f"every value is {arr[0]:g}"
+        raise DataError(
+            f"{role} column {column!r} is constant ({shown}); the statistic is undefined "
+            "for constant ratings; check that the right column was passed"
+        )
