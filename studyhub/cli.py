@@ -1,0 +1,267 @@
+"""The ``studyhub`` command: the only place that turns errors into exit codes.
+
+Exit 0 on success, 2 on bad input (one message naming the problem and the fix),
+1 on an internal failure. ``--db URL`` or ``STUDYHUB_DB`` selects the store.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from studyhub import __version__
+from studyhub.errors import StudyhubError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="studyhub",
+    help="Registered, blinded validation studies of vision-model explanations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    """Options shared by every command."""
+
+    db: str | None = None
+    actor: str = "unknown"
+
+
+state = State()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="STUDYHUB_DB",
+        help="SQLAlchemy URL of the store (default: sqlite:///studyhub.db in this folder).",
+        show_envvar=True,
+    ),
+]
+StudyOption = Annotated[
+    str | None, typer.Option("--study", help="Study id (needed when the database holds several).")
+]
+ProtocolArg = Annotated[
+    Path, typer.Argument(help="The protocol YAML file (it names its analysis plan).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"studyhub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: DbOption = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor",
+            envvar="STUDYHUB_ACTOR",
+            help="Who is acting, for the audit log (default: the login name).",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state.db = db
+    state.actor = actor or _login()
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+# --- protocols -------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    protocol: Annotated[
+        Path | None, typer.Argument(help="The protocol YAML file (it names its analysis plan).")
+    ] = None,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="Print the documented field reference and exit.")
+    ] = False,
+) -> None:
+    """Check a protocol and its analysis plan, together; write nothing."""
+    from studyhub.protocol.load import load_study
+    from studyhub.protocol.reference import field_reference
+
+    if reference:
+        out.print(field_reference(), markup=False)
+        return
+    if protocol is None:
+        raise _usage("validate needs a PROTOCOL file (or --reference)")
+    files = load_study(protocol)
+    out.print(
+        f"OK: protocol {files.protocol.id!r} ({files.protocol_path}) and analysis plan "
+        f"{files.plan.id!r} ({files.plan_path}) are valid",
+        markup=False,
+    )
+    out.print(f"registration hash {files.registration_hash}", markup=False)
+
+
+@app.command()
+def register(protocol: ProtocolArg) -> None:
+    """Validate, canonicalise, hash and lock a protocol and its analysis plan."""
+    from studyhub.protocol.load import load_study
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import register as do_register
+
+    files = load_study(protocol)
+    store = open_store(state.db)
+    try:
+        reg = do_register(store, files, actor=state.actor)
+    finally:
+        store.dispose()
+    verb = "registered" if reg.created else "already registered (unchanged)"
+    out.print(f"study {reg.study_id} {verb}", markup=False)
+    out.print(f"hash {reg.registration_hash}", markup=False)
+    out.print(f"registered at {reg.registered_at.isoformat(timespec='seconds')}", markup=False)
+
+
+@app.command()
+def amend(
+    protocol: ProtocolArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why the protocol or plan changes.")],
+) -> None:
+    """Record a change of a registered protocol or plan (refused after unblinding)."""
+    from studyhub.protocol.load import load_study
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import amend as do_amend
+
+    files = load_study(protocol)
+    store = open_store(state.db, create=False)
+    try:
+        reg = do_amend(store, files, reason=reason, actor=state.actor)
+    finally:
+        store.dispose()
+    out.print(f"study {reg.study_id} amendment {reg.amendment} recorded", markup=False)
+    out.print(f"hash {reg.registration_hash}", markup=False)
+    out.print(f"amended at {reg.registered_at.isoformat(timespec='seconds')}", markup=False)
+
+
+@app.command()
+def status(study: StudyOption = None) -> None:
+    """Show a study's state and counts, without unblinding anything."""
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import status as do_status
+
+    store = open_store(state.db, create=False)
+    try:
+        st = do_status(store, study)
+    finally:
+        store.dispose()
+    table = Table(title=f"{st.study_id}: {st.title}", show_header=False)
+    table.add_row("state", st.state)
+    table.add_row("design", st.design)
+    table.add_row("registered", st.registered_at.isoformat(timespec="seconds"))
+    table.add_row("hash", st.registration_hash)
+    table.add_row("amendments", str(st.amendments))
+    for key, value in st.counts.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command()
+def close(study: StudyOption = None) -> None:
+    """End rating: no further responses are accepted."""
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import close as do_close
+
+    store = open_store(state.db, create=False)
+    try:
+        closed = do_close(store, study, actor=state.actor)
+    finally:
+        store.dispose()
+    out.print(f"study {closed.id} closed", markup=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain; print OK or the first broken sequence number."""
+    from studyhub.store.audit import verify_chain
+    from studyhub.store.db import open_store
+
+    store = open_store(state.db, create=False)
+    try:
+        with store.session() as s:
+            report = verify_chain(s)
+    finally:
+        store.dispose()
+    if report.ok:
+        out.print(report.render(), markup=False)
+        return
+    err.print(report.render(), markup=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the demo study's database and files.")
+    ] = Path("demo-study"),
+) -> None:
+    """Run the built-in demo study as far as the pipeline goes."""
+    from studyhub.demo.run import run_demo
+
+    run_demo(out_dir, console=out)
+
+
+# --- entry point -----------------------------------------------------------------
+
+
+def _usage(message: str) -> StudyhubError:
+    from studyhub.errors import InputError
+
+    return InputError(message)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the command line; map studyhub errors to exit codes 2 (input) and 1."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except StudyhubError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except typer.TyperException as exc:  # usage errors (click's, vendored by typer): exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("STUDYHUB_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+        err.print("this is a bug in studyhub; rerun with STUDYHUB_DEBUG=1 and report the traceback")
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

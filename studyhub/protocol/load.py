@@ -1,0 +1,427 @@
+"""Load a protocol and its analysis plan, check them together, hash them.
+
+``load_study(path)`` is the one entry point: it returns a :class:`StudyFiles`
+or raises a :class:`~studyhub.errors.ProtocolError` whose message names the
+file, the line, the key path and the fix of every problem found.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from studyhub.protocol.plan import AnalysisPlan
+from studyhub.protocol.schema import Protocol
+from studyhub.protocol.yamlsource import Located, Problem, format_path, read_yaml
+
+__all__ = [
+    "StudyFiles",
+    "canonical_json",
+    "load_plan",
+    "load_protocol",
+    "load_study",
+    "sha256_text",
+]
+
+#: Version of the canonical form; part of every registration hash.
+CANONICAL_VERSION = "studyhub-canonical-v1"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    """A validated protocol and plan, with their texts, canonical forms and hashes."""
+
+    protocol: Protocol
+    plan: AnalysisPlan
+    protocol_path: Path
+    plan_path: Path
+    protocol_text: str
+    plan_text: str
+
+    @property
+    def protocol_canonical(self) -> str:
+        return canonical_json(self.protocol)
+
+    @property
+    def plan_canonical(self) -> str:
+        return canonical_json(self.plan)
+
+    @property
+    def protocol_hash(self) -> str:
+        return sha256_text(self.protocol_canonical)
+
+    @property
+    def plan_hash(self) -> str:
+        return sha256_text(self.plan_canonical)
+
+    @property
+    def registration_hash(self) -> str:
+        """SHA-256 over both canonical forms: what registration locks."""
+        return sha256_text(
+            f"{CANONICAL_VERSION}\nprotocol {self.protocol_hash}\nplan {self.plan_hash}\n"
+        )
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of ``text`` encoded as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(model: BaseModel) -> str:
+    """The canonical form: validated values (defaults filled), sorted keys, no spaces.
+
+    Whitespace, comments, key order and spelled-out defaults of the YAML do not
+    change it; any change of meaning does.
+    """
+    return json.dumps(
+        model.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def load_protocol(path: Path) -> tuple[Protocol, Located]:
+    """Parse and validate one protocol file."""
+    located = read_yaml(path, what="protocol")
+    if "endpoints" in located.data and "arms" not in located.data:
+        raise located.fail(
+            [
+                Problem(
+                    located.line_of(("endpoints",)),
+                    "endpoints",
+                    "this file is an analysis plan, not a protocol",
+                    "pass the protocol file that names this plan in its analysis_plan key",
+                )
+            ]
+        )
+    return _validate(Protocol, located), located
+
+
+def load_plan(path: Path) -> tuple[AnalysisPlan, Located]:
+    """Parse and validate one analysis plan file."""
+    located = read_yaml(path, what="analysis plan")
+    return _validate(AnalysisPlan, located), located
+
+
+def load_study(protocol_path: str | Path) -> StudyFiles:
+    """Load, validate and cross-check a protocol and the analysis plan it names.
+
+    Raises
+    ------
+    ProtocolError
+        Listing every problem of the first file that has any, each with its line,
+        key path and fix.
+    """
+    path = Path(protocol_path)
+    protocol, p_src = load_protocol(path)
+    problems = _check_protocol_files(protocol, p_src) + _check_consistency(protocol, p_src)
+    if problems:
+        raise p_src.fail(problems)
+    plan_path = Path(os.path.normpath(path.parent / protocol.analysis_plan))
+    plan, a_src = load_plan(plan_path)
+    problems = _cross_check(protocol, plan, a_src)
+    if problems:
+        raise a_src.fail(problems)
+    return StudyFiles(
+        protocol=protocol,
+        plan=plan,
+        protocol_path=path,
+        plan_path=plan_path,
+        protocol_text=p_src.text,
+        plan_text=a_src.text,
+    )
+
+
+def _check_protocol_files(protocol: Protocol, src: Located) -> list[Problem]:
+    base = src.file.parent
+    problems: list[Problem] = []
+    checks: list[tuple[tuple[str, ...], str | None, str]] = [
+        (("analysis_plan",), protocol.analysis_plan, "file"),
+        (("data", "path"), protocol.data.path, "folder" if protocol.data.kind != "csv" else "file"),
+        (("model", "weights"), protocol.model.weights, "file"),
+    ]
+    for key, value, kind in checks:
+        if value is None:
+            continue
+        target = base / value
+        exists = target.is_dir() if kind == "folder" else target.is_file()
+        if not exists:
+            problems.append(
+                Problem(
+                    src.line_of(key),
+                    format_path(key),
+                    f"{kind} {str(target)!r} does not exist",
+                    f"give an existing {kind}, relative to the protocol's folder {str(base)!r}",
+                )
+            )
+    return problems
+
+
+def _check_consistency(protocol: Protocol, src: Located) -> list[Problem]:
+    """Rules that span sections of the protocol."""
+    problems: list[Problem] = []
+    key: tuple[str | int, ...]
+    labels = protocol.data.labels
+    for k, label in enumerate(protocol.sampling.eligibility.labels or []):
+        if label not in labels:
+            key = ("sampling", "eligibility", "labels", k)
+            problems.append(
+                Problem(
+                    src.line_of(key),
+                    format_path(key),
+                    f"label {label!r} is not in data.labels {labels}",
+                    f"use one of {', '.join(labels)}",
+                )
+            )
+    for k, arm in enumerate(protocol.arms):
+        if (
+            arm.method in ("gradcam", "guided_gradcam")
+            and not protocol.model.target_layer
+            and "layer" not in arm.params
+        ):
+            key = ("arms", k, "params")
+            problems.append(
+                Problem(
+                    src.line_of(("arms", k)),
+                    format_path(key),
+                    f"arm {arm.id!r} uses {arm.method} but no layer is named",
+                    "set model.target_layer (e.g. features.conv3) or params.layer on the arm",
+                )
+            )
+    if protocol.reading.task == "reader_diagnosis" and not any(
+        i.type == "diagnosis" for i in protocol.instrument.items
+    ):
+        key = ("reading", "task")
+        problems.append(
+            Problem(
+                src.line_of(key),
+                format_path(key),
+                "reading.task is reader_diagnosis but the instrument has no diagnosis item",
+                "add an instrument item with type: diagnosis, or use task: rate_explanation",
+            )
+        )
+    return problems
+
+
+def _cross_check(protocol: Protocol, plan: AnalysisPlan, src: Located) -> list[Problem]:
+    """The plan's references must exist in the protocol."""
+    problems: list[Problem] = []
+    arms = [a.id for a in protocol.arms]
+    items = {i.id: i for i in protocol.instrument.items}
+    if plan.protocol != protocol.id:
+        problems.append(
+            Problem(
+                src.line_of(("protocol",)),
+                "protocol",
+                f"the plan belongs to protocol {plan.protocol!r}, but it is named by "
+                f"protocol {protocol.id!r}",
+                f"set protocol: {protocol.id} or point the protocol at the right plan",
+            )
+        )
+    for n, ep in enumerate(plan.endpoints):
+        where = ("endpoints", n)
+        if ep.comparison is not None:
+            for side in ("arm", "versus"):
+                arm = getattr(ep.comparison, side)
+                if arm not in arms:
+                    problems.append(
+                        Problem(
+                            src.line_of((*where, "comparison", side)),
+                            format_path((*where, "comparison", side)),
+                            f"arm {arm!r} is not an arm of protocol {protocol.id!r}",
+                            f"use one of {', '.join(arms)}",
+                        )
+                    )
+        for k, arm in enumerate(ep.arms or []):
+            if arm not in arms:
+                problems.append(
+                    Problem(
+                        src.line_of((*where, "arms", k)),
+                        format_path((*where, "arms", k)),
+                        f"arm {arm!r} is not an arm of protocol {protocol.id!r}",
+                        f"use one of {', '.join(arms)}",
+                    )
+                )
+        problems.extend(_check_measure(ep.measure, ep.statistic, items, protocol, src, where))
+    return problems
+
+
+def _check_measure(
+    measure: str,
+    statistic: str,
+    items: dict[str, Any],
+    protocol: Protocol,
+    src: Located,
+    where: tuple[str | int, ...],
+) -> list[Problem]:
+    key = (*where, "measure")
+    line, path = src.line_of(key), format_path(key)
+    if measure == "auc":
+        if protocol.reading.task != "reader_diagnosis":
+            return [
+                Problem(
+                    line,
+                    path,
+                    "measure 'auc' needs a reader_diagnosis task, but reading.task is "
+                    f"{protocol.reading.task!r}",
+                    "set reading.task: reader_diagnosis in the protocol, or measure an item",
+                )
+            ]
+        return []
+    if measure.startswith("metric:"):
+        return []
+    if measure not in items:
+        return [
+            Problem(
+                line,
+                path,
+                f"measure {measure!r} is not an item of the protocol's instrument",
+                f"use one of {', '.join(items)}, 'auc', or 'metric:NAME'",
+            )
+        ]
+    item = items[measure]
+    if item.type == "free_text":
+        return [
+            Problem(
+                line,
+                path,
+                f"item {measure!r} is free text and cannot be analysed by {statistic}",
+                "measure a likert, yes_no or single_choice item",
+            )
+        ]
+    return []
+
+
+# --- pydantic errors -> problems -------------------------------------------------
+
+
+def _validate(model: type[M], src: Located) -> M:
+    try:
+        return model.model_validate(src.data)
+    except ValidationError as exc:
+        raise src.fail([_problem(model, src, err) for err in exc.errors()]) from None
+
+
+def _problem(model: type[BaseModel], src: Located, err: ErrorDetails) -> Problem:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = format_path(loc)
+    kind = err["type"]
+    found = err.get("input")
+    line = src.line_of(loc)
+    if kind == "missing":
+        parent = _model_at(model, loc[:-1])
+        return Problem(
+            line,
+            path,
+            "required key is missing",
+            f"add '{loc[-1]}:' — {_description(parent, loc[-1])}",
+        )
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        allowed = ", ".join(parent.model_fields) if parent is not None else "see the reference"
+        close = _closest(str(loc[-1]), list(parent.model_fields) if parent else [])
+        hint = f"did you mean '{close}'? " if close else ""
+        return Problem(
+            line,
+            path,
+            "unknown key",
+            f"{hint}remove it or correct its spelling; keys allowed here: {allowed}",
+        )
+    message = err["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        problem, _, fix = message.partition("; ")
+        return Problem(line, path, problem, fix or _fix_for(model, loc, kind))
+    shown = repr(found) if not isinstance(found, dict | list) else type(found).__name__
+    return Problem(
+        line, path, f"{message[0].lower()}{message[1:]} (found {shown})", _fix_for(model, loc, kind)
+    )
+
+
+_FIXES = {
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_parsing": "write a number",
+    "float_type": "write a number",
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "string_type": "write text (quote it if YAML reads it as a number or date)",
+    "list_type": "write a YAML list (lines starting with '- ')",
+    "dict_type": "write a YAML mapping of keys",
+    "model_type": "write a YAML mapping of keys",
+    "model_attributes_type": "write a YAML mapping of keys",
+    "string_pattern_mismatch": "use the documented form",
+    "literal_error": "use one of the listed values",
+}
+
+
+def _fix_for(model: type[BaseModel], loc: tuple[Any, ...], kind: str) -> str:
+    field_name = next((p for p in reversed(loc) if isinstance(p, str) and p != "[key]"), None)
+    parent_loc = loc[: max(i for i, p in enumerate(loc) if p == field_name)] if field_name else ()
+    parent = _model_at(model, parent_loc)
+    description = _description(parent, field_name) if field_name else ""
+    base = _FIXES.get(kind, "correct the value")
+    if kind == "string_pattern_mismatch" and field_name == "entry_point":
+        base = "write it as package.module:function"
+    elif kind == "string_pattern_mismatch":
+        base = "use lower-case letters, digits and underscores, starting with a letter"
+    return f"{base} ({field_name}: {description})" if description else base
+
+
+def _description(model: type[BaseModel] | None, name: object) -> str:
+    if model is None or not isinstance(name, str) or name not in model.model_fields:
+        return "see the field reference (studyhub validate --reference)"
+    return model.model_fields[name].description or ""
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the keys at ``loc`` (walking lists and dicts)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if not isinstance(part, str) or part not in current.model_fields:
+                return None
+            current = current.model_fields[part].annotation
+        else:
+            args = typing.get_args(current)
+            if not args:
+                return None
+            current = args[-1]  # list[X] -> X, dict[K, V] -> V
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Drop Optional and Annotated wrappers."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
+
+
+def _closest(word: str, options: list[str]) -> str | None:
+    found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
+    return found[0] if found else None

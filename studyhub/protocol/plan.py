@@ -1,0 +1,216 @@
+"""The statistical analysis plan: endpoints, hypotheses and success criteria.
+
+Registered with its protocol before any data exists; ``studyhub analyze`` refuses
+to run against a plan whose hash differs from the registered one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from studyhub.protocol._base import Identifier, Strict
+
+__all__ = [
+    "AGREEMENT_STATISTICS",
+    "COMPARISON_STATISTICS",
+    "AnalysisPlan",
+    "Comparison",
+    "Endpoint",
+    "Hypothesis",
+    "PowerPlan",
+]
+
+#: Statistics that compare arms (need ``comparison``).
+COMPARISON_STATISTICS = ("mixed_model", "ordinal", "friedman", "cluster_bootstrap", "mrmc")
+#: Statistics of agreement between raters (need an ``agreement`` hypothesis).
+AGREEMENT_STATISTICS = (
+    "krippendorff_alpha",
+    "icc",
+    "fleiss_kappa",
+    "cohen_kappa",
+    "intra_rater",
+)
+#: Statistics relating human judgements to stored quantitative metrics.
+CORRELATION_STATISTICS = ("spearman",)
+
+
+class Comparison(Strict):
+    """A contrast between two arms: ``arm`` minus ``versus``."""
+
+    arm: Identifier = Field(description="the arm expected to do better (protocol arm id)")
+    versus: Identifier = Field(description="the arm it is compared with (protocol arm id)")
+
+    @model_validator(mode="after")
+    def _different(self) -> Comparison:
+        if self.arm == self.versus:
+            raise ValueError(
+                f"comparison compares arm {self.arm!r} with itself; compare two different arms"
+            )
+        return self
+
+
+class Hypothesis(Strict):
+    """What the endpoint must show, stated before the data."""
+
+    type: Literal["superiority", "non_inferiority", "agreement", "correlation"] = Field(
+        description="superiority: arm beats versus; non_inferiority: arm is no worse than "
+        "versus by more than margin; agreement / correlation: the estimate reaches threshold"
+    )
+    margin: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="non_inferiority only: the largest acceptable deficit, on the measure's scale",
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="agreement / correlation only: the least acceptable value of the "
+        "lower confidence limit",
+    )
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Hypothesis:
+        if self.type == "non_inferiority" and self.margin is None:
+            raise ValueError("a non_inferiority hypothesis needs a margin; add e.g. margin: 0.3")
+        if self.type != "non_inferiority" and self.margin is not None:
+            raise ValueError(
+                f"margin applies to non_inferiority only, not {self.type}; remove margin"
+            )
+        if self.type in ("agreement", "correlation") and self.threshold is None:
+            raise ValueError(f"a {self.type} hypothesis needs a threshold; add e.g. threshold: 0.6")
+        if self.type not in ("agreement", "correlation") and self.threshold is not None:
+            raise ValueError(
+                f"threshold applies to agreement / correlation, not {self.type}; remove threshold"
+            )
+        return self
+
+
+class Endpoint(Strict):
+    """One pre-specified endpoint and its success criterion."""
+
+    id: Identifier = Field(description="the endpoint's name in reports")
+    primary: bool = Field(default=False, description="primary endpoints decide the study's success")
+    description: str = Field(min_length=3, description="the endpoint in words")
+    measure: str = Field(
+        min_length=1,
+        description="an instrument item id, 'auc' (reader_diagnosis), or 'metric:NAME' "
+        "for a stored quantitative metric",
+    )
+    statistic: Literal[
+        "mixed_model",
+        "ordinal",
+        "friedman",
+        "cluster_bootstrap",
+        "mrmc",
+        "krippendorff_alpha",
+        "icc",
+        "fleiss_kappa",
+        "cohen_kappa",
+        "intra_rater",
+        "spearman",
+    ] = Field(description="the analysis that estimates the endpoint")
+    comparison: Comparison | None = Field(
+        default=None, description="the contrast, for comparison statistics"
+    )
+    arms: list[Identifier] | None = Field(
+        default=None,
+        description="agreement / correlation: restrict to these arms (null means all arms)",
+    )
+    hypothesis: Hypothesis = Field(description="the hypothesis the endpoint tests")
+    success_criterion: str = Field(
+        min_length=10,
+        description="the criterion in words, quoted verbatim in the report",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="statistic options (e.g. n_boot, level for Krippendorff's alpha, form for ICC)",
+    )
+
+    @model_validator(mode="after")
+    def _statistic_fits(self) -> Endpoint:
+        if self.statistic in COMPARISON_STATISTICS:
+            if self.comparison is None:
+                raise ValueError(
+                    f"endpoint {self.id!r} uses {self.statistic}, which compares arms; "
+                    "add comparison: {arm: ..., versus: ...}"
+                )
+            if self.hypothesis.type not in ("superiority", "non_inferiority"):
+                raise ValueError(
+                    f"endpoint {self.id!r} compares arms with {self.statistic}; its "
+                    f"hypothesis must be superiority or non_inferiority, not "
+                    f"{self.hypothesis.type}; set hypothesis.type accordingly"
+                )
+        else:
+            if self.comparison is not None:
+                raise ValueError(
+                    f"endpoint {self.id!r} uses {self.statistic}, which does not compare "
+                    "arms; remove comparison (use arms: to restrict the data)"
+                )
+            wanted = "correlation" if self.statistic in CORRELATION_STATISTICS else "agreement"
+            if self.hypothesis.type != wanted:
+                raise ValueError(
+                    f"endpoint {self.id!r} uses {self.statistic}; its hypothesis type "
+                    f"must be {wanted}, not {self.hypothesis.type}; set hypothesis.type: {wanted}"
+                )
+        if self.statistic == "mrmc" and self.measure != "auc":
+            raise ValueError(
+                f"endpoint {self.id!r} uses mrmc, so its measure must be 'auc', not "
+                f"{self.measure!r}; set measure: auc"
+            )
+        if self.statistic == "spearman" and not self.measure.startswith("metric:"):
+            raise ValueError(
+                f"endpoint {self.id!r} uses spearman, so its measure must be a stored metric; "
+                "write it as metric:NAME (e.g. metric:deletion_auc)"
+            )
+        return self
+
+
+class PowerPlan(Strict):
+    """Assumptions of the power simulation that justifies the study's size."""
+
+    effect: float = Field(description="assumed true difference of the primary contrast")
+    sd_rater: float = Field(ge=0.0, description="SD of rater random intercepts")
+    sd_case: float = Field(ge=0.0, description="SD of case random intercepts")
+    sd_residual: float = Field(gt=0.0, description="SD of the residual")
+    n_raters: int = Field(ge=2, description="planned number of raters")
+    n_cases: int = Field(ge=2, description="planned number of cases")
+    target_power: float = Field(
+        default=0.8, gt=0.0, lt=1.0, description="the power the design must reach"
+    )
+    n_sims: int = Field(default=1000, ge=100, description="simulated studies")
+
+
+class AnalysisPlan(Strict):
+    """A statistical analysis plan, registered together with its protocol."""
+
+    id: Identifier = Field(description="the plan's short name")
+    protocol: Identifier = Field(description="the id of the protocol this plan belongs to")
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="family-wise type-I error rate")
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="level of every confidence interval"
+    )
+    multiplicity: Literal["holm", "bonferroni", "fixed_sequence", "none"] = Field(
+        default="holm",
+        description="how p-values of the primary endpoints are adjusted; fixed_sequence tests "
+        "them in the listed order and stops at the first failure",
+    )
+    endpoints: list[Endpoint] = Field(min_length=1, description="the pre-specified endpoints")
+    power: PowerPlan | None = Field(
+        default=None, description="assumptions for `studyhub power`, or null"
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
+        ids = [e.id for e in endpoints]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(
+                f"endpoint ids must be unique, {dupes} repeat; give each endpoint its own id"
+            )
+        if not any(e.primary for e in endpoints):
+            raise ValueError(
+                "the plan has no primary endpoint; mark at least one endpoint with primary: true"
+            )
+        return endpoints

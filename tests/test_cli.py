@@ -1,0 +1,114 @@
+"""The command line: exit codes, messages, and nothing written on a failed command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.paths import DEMO_PROTOCOL, ROOT
+
+
+def test_validate_example_exits_0(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("validate", str(DEMO_PROTOCOL))
+    assert result.exit_code == 0, result.output
+    assert "OK: protocol 'inspection_demo'" in result.stdout
+
+
+def test_register_prints_id_hash_and_utc_time(cli, tmp_path: Path, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    result = cli("--db", db, "register", str(demo_copy))
+    assert result.exit_code == 0, result.output
+    assert "study inspection_demo registered" in result.stdout
+    assert "hash " in result.stdout and "+00:00" in result.stdout
+    again = cli("--db", db, "register", str(demo_copy))
+    assert again.exit_code == 0 and "already registered (unchanged)" in again.stdout
+    demo_copy.write_text(demo_copy.read_text().replace("seed: 20261126", "seed: 1"))
+    refused = cli("--db", db, "register", str(demo_copy))
+    assert refused.exit_code == 2
+    assert "studyhub amend" in refused.stderr
+    amended = cli(
+        "--db", db, "amend", str(demo_copy), "--reason", "seed typo fixed before enrollment"
+    )
+    assert amended.exit_code == 0, amended.output
+    assert "amendment 1 recorded" in amended.stdout
+    status = cli("--db", db, "status")
+    assert status.exit_code == 0 and "registered" in status.stdout
+    assert cli("--db", db, "audit", "verify").exit_code == 0
+
+
+def test_failed_commands_write_nothing(cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\n")
+    for args in (
+        ("validate", str(bad)),
+        ("register", str(bad)),
+        ("status",),
+        ("audit", "verify"),
+        ("close",),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_env_var_selects_the_store(cli, tmp_path: Path, demo_copy: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("STUDYHUB_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    assert cli("register", str(demo_copy)).exit_code == 0
+    assert (tmp_path / "env.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (("--db", "nonsense://"), "cannot use database URL"),
+        (("--db", "just words"), "not a SQLAlchemy URL"),
+        (("--db", "sqlite://"), "in-memory SQLite"),
+        (("--db", "sqlite:////no/such/folder/x.db"), "does not exist"),
+    ],
+)
+def test_bad_database_urls(cli, demo_copy: Path, args: tuple[str, ...], phrase: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args, "register", str(demo_copy))
+    assert result.exit_code == 2
+    assert phrase in result.stderr
+
+
+def test_unreachable_postgres_is_an_error_not_a_traceback(cli, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "register", str(demo_copy))
+    assert result.exit_code == 1
+    assert "could not open the database" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("no-such-command").exit_code == 2
+    assert cli("register").exit_code == 2
+    assert cli("amend", str(DEMO_PROTOCOL)).exit_code == 2  # --reason missing
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "register", "amend", "status", "close", "audit", "demo"]
+)
+def test_every_command_has_help(cli, command: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_console_script_runs() -> None:
+    exe = Path(sys.executable).parent / "studyhub"
+    proc = subprocess.run(
+        [str(exe), "validate", str(DEMO_PROTOCOL)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_registers_the_example(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("demo", "--out", str(tmp_path / "demo"))
+    assert result.exit_code == 0, result.output
+    assert "audit chain OK" in result.stdout
+    assert (tmp_path / "demo" / "studyhub.db").exists()
