@@ -13,7 +13,14 @@ import pandas as pd
 
 from studyhub.errors import DataError
 
-__all__ = ["require_columns", "require_levels", "require_numeric", "require_variation"]
+__all__ = [
+    "require_binary",
+    "require_columns",
+    "require_crossed",
+    "require_levels",
+    "require_numeric",
+    "require_variation",
+]
 
 
 def require_columns(data: pd.DataFrame, **columns: str | None) -> pd.DataFrame:
@@ -42,7 +49,7 @@ def require_columns(data: pd.DataFrame, **columns: str | None) -> pd.DataFrame:
 
 def require_levels(data: pd.DataFrame, column: str, *, role: str, minimum: int = 2) -> list[object]:
     """Refuse a factor with fewer than ``minimum`` distinct levels; return the levels."""
-    levels = list(pd.unique(data[column].dropna()))
+    levels = pd.unique(data[column].dropna()).tolist()
     if len(levels) < minimum:
         raise DataError(
             f"{role} column {column!r} has {len(levels)} distinct value(s) "
@@ -72,4 +79,47 @@ def require_variation(values: Iterable[float], *, role: str, column: str) -> Non
         raise DataError(
             f"{role} column {column!r} is constant ({shown}); the statistic is undefined "
             "for constant ratings; check that the right column was passed"
+        )
+
+
+def require_binary(data: pd.DataFrame, column: str, *, role: str) -> pd.Series:
+    """Return ``data[column]`` as integers 0/1, refusing missing or other values."""
+    values = pd.to_numeric(data[column], errors="coerce")
+    bad = data[column][values.isna() | ~values.isin([0, 1])]
+    if len(bad):
+        raise DataError(
+            f"{role} column {column!r} must be 0 or 1 on every row but has {bad.iloc[0]!r} "
+            f"(row {bad.index[0]!r}); code the reference standard as 1 = condition present, "
+            "0 = absent"
+        )
+    return values.astype(int)
+
+
+def require_crossed(data: pd.DataFrame, **factors: str) -> None:
+    """Refuse a design that is not fully crossed: one row per combination of levels.
+
+    Keyword names are the roles, values the column names. The message names a
+    duplicated or a missing combination and how many are missing.
+    """
+    cols = list(factors.values())
+    shown = dict(zip(factors, cols, strict=True))
+
+    def _name(key: tuple[object, ...]) -> str:
+        return ", ".join(f"{role}={value!r}" for role, value in zip(shown, key, strict=True))
+
+    dup = data.duplicated(cols, keep="first")
+    if dup.any():
+        key = tuple(data.loc[dup, cols].iloc[0])
+        raise DataError(
+            f"more than one row for {_name(key)}; keep one row per "
+            f"{' x '.join(shown)} combination (drop repeated or superseded readings)"
+        )
+    full = pd.MultiIndex.from_product([pd.unique(data[c]) for c in cols])
+    present = pd.MultiIndex.from_frame(data[cols])
+    missing = full.difference(present)
+    if len(missing):
+        raise DataError(
+            f"no row for {_name(tuple(missing[0]))} ({len(missing)} of {len(full)} "
+            f"{' x '.join(shown)} combinations missing); this analysis needs a fully "
+            "crossed design: add the missing readings or drop the incomplete cases or readers"
         )
