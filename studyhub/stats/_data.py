@@ -16,6 +16,7 @@ from studyhub.errors import DataError
 __all__ = [
     "require_binary",
     "require_columns",
+    "require_complete",
     "require_crossed",
     "require_levels",
     "require_numeric",
@@ -82,17 +83,34 @@ def require_variation(values: Iterable[float], *, role: str, column: str) -> Non
         )
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value, so messages read ``3``, not ``np.int64(3)``."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 def require_binary(data: pd.DataFrame, column: str, *, role: str) -> pd.Series:
     """Return ``data[column]`` as integers 0/1, refusing missing or other values."""
     values = pd.to_numeric(data[column], errors="coerce")
     bad = data[column][values.isna() | ~values.isin([0, 1])]
     if len(bad):
         raise DataError(
-            f"{role} column {column!r} must be 0 or 1 on every row but has {bad.iloc[0]!r} "
-            f"(row {bad.index[0]!r}); code the reference standard as 1 = condition present, "
-            "0 = absent"
+            f"{role} column {column!r} must be 0 or 1 on every row but has "
+            f"{_plain(bad.iloc[0])!r} (row {_plain(bad.index[0])!r}); code the reference "
+            "standard as 1 = condition present, 0 = absent"
         )
     return values.astype(int)
+
+
+def require_complete(data: pd.DataFrame, **columns: str) -> None:
+    """Refuse a missing value in any named column (keyword = role, value = column)."""
+    for role, col in columns.items():
+        missing = data[col].isna()
+        if missing.any():
+            raise DataError(
+                f"{role} column {col!r} has a missing value (row {_plain(missing.idxmax())!r}); "
+                f"every row needs a {role}: fill it in or drop the row"
+            )
 
 
 def require_crossed(data: pd.DataFrame, **factors: str) -> None:
@@ -105,7 +123,9 @@ def require_crossed(data: pd.DataFrame, **factors: str) -> None:
     shown = dict(zip(factors, cols, strict=True))
 
     def _name(key: tuple[object, ...]) -> str:
-        return ", ".join(f"{role}={value!r}" for role, value in zip(shown, key, strict=True))
+        return ", ".join(
+            f"{role}={_plain(value)!r}" for role, value in zip(shown, key, strict=True)
+        )
 
     dup = data.duplicated(cols, keep="first")
     if dup.any():
@@ -114,7 +134,10 @@ def require_crossed(data: pd.DataFrame, **factors: str) -> None:
             f"more than one row for {_name(key)}; keep one row per "
             f"{' x '.join(shown)} combination (drop repeated or superseded readings)"
         )
-    full = pd.MultiIndex.from_product([pd.unique(data[c]) for c in cols])
+    levels = [pd.unique(data[c]) for c in cols]
+    if len(data) == np.prod([len(lv) for lv in levels]):
+        return  # no duplicates and every combination counted once
+    full = pd.MultiIndex.from_product(levels)
     present = pd.MultiIndex.from_frame(data[cols])
     missing = full.difference(present)
     if len(missing):
