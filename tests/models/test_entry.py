@@ -1,0 +1,86 @@
+"""Loading models by entry point; predictions, embeddings and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from studyhub.errors import InputError
+from studyhub.models import embed, load_model, logits, state_dict_sha256
+
+EP = "tests.models.entry_points"
+IMAGES = [np.random.default_rng(i).random((4, 4)).astype(np.float32) for i in range(7)]
+
+
+def test_demo_entry_point_loads_with_a_stable_fingerprint() -> None:
+    a = load_model("studyhub.demo.model:load")
+    b = load_model("studyhub.demo.model:load")
+    assert a.weights_sha256 == b.weights_sha256
+    assert len(a.weights_sha256) == 64
+    assert not a.module.training
+
+
+def test_fingerprint_changes_with_any_weight() -> None:
+    m = load_model(f"{EP}:tiny")
+    before = state_dict_sha256(m.module)
+    with torch.no_grad():
+        next(m.module.parameters())[0, 0] += 1e-6
+    assert state_dict_sha256(m.module) != before
+
+
+def test_batched_logits_equal_one_by_one() -> None:
+    m = load_model(f"{EP}:tiny")
+    together = logits(m, IMAGES, n_classes=3, batch_size=4)
+    alone = np.concatenate([logits(m, [img], n_classes=3) for img in IMAGES])
+    assert together.shape == (7, 3)
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_embedding_falls_back_to_the_last_linear_layers_input() -> None:
+    m = load_model(f"{EP}:tiny")
+    features = embed(m, IMAGES[:2])
+    x = torch.stack([torch.from_numpy(i).unsqueeze(0) for i in IMAGES[:2]])
+    with torch.no_grad():
+        expected = m.module[2](m.module[1](m.module[0](x)))  # type: ignore[index]
+    np.testing.assert_allclose(features, expected.numpy(), rtol=1e-6)
+
+
+def test_demo_embedding_uses_the_models_embed() -> None:
+    from studyhub.demo.synth import generate
+
+    m = load_model("studyhub.demo.model:load")
+    images = [s.image for s in generate(3, split="test", seed=0)]
+    assert embed(m, images).shape[0] == 3
+
+
+@pytest.mark.parametrize(
+    ("entry", "phrase"),
+    [
+        ("no.such.module:load", "cannot import 'no.such.module'"),
+        (f"{EP}:missing", "has no function 'missing'"),
+        (f"{EP}:NOT_CALLABLE", "has no function 'NOT_CALLABLE'"),
+        (f"{EP}:not_a_tuple", "returned Linear; it must return a tuple"),
+        (f"{EP}:not_a_module", "returned str as its model"),
+        (f"{EP}:raises", "raised RuntimeError: CUDA driver not found"),
+        ("nocolon", "not of the form package.module:function"),
+    ],
+)
+def test_broken_entry_points_are_named(entry: str, phrase: str) -> None:
+    with pytest.raises(InputError) as info:
+        load_model(entry)
+    assert entry in str(info.value)
+    assert phrase in str(info.value)
+
+
+def test_wrong_output_shape_is_named() -> None:
+    m = load_model(f"{EP}:wrong_shape")
+    with pytest.raises(
+        InputError, match=r"wrong_shape' returned output of shape \(2, 7\).*expected \(2, 3\)"
+    ):
+        logits(m, IMAGES[:2], n_classes=3)
+
+
+def test_missing_weights_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match=r"do not exist; fix model\.weights"):
+        load_model(f"{EP}:tiny", tmp_path / "nope.pt")
