@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from studyhub import __version__
+from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(stats_commands.app, name="stats")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Command groups of the ``studyhub`` command line, assembled in :mod:`studyhub.cli`."""

@@ -1,0 +1,212 @@
+"""``studyhub stats``: single analyses on a CSV file, for data studyhub did not collect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from studyhub.commands.render import print_result
+from studyhub.errors import InputError
+
+__all__ = ["app", "read_csv"]
+
+app = typer.Typer(
+    help="Run one analysis on a long (tidy) CSV file: one row per rating.",
+    no_args_is_help=True,
+)
+out = Console(highlight=False, soft_wrap=True)
+
+CsvArg = Annotated[Path, typer.Argument(help="A CSV file with one row per rating.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+BootOpt = Annotated[int, typer.Option("--n-boot", min=100, help="Bootstrap resamples.")]
+ConfOpt = Annotated[
+    float, typer.Option("--confidence", min=0.5, max=0.999, help="Confidence level.")
+]
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV, turning every failure into one clear input error."""
+    if not path.is_file():
+        raise InputError(f"CSV file {str(path)!r} does not exist; give the path of a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path} is not a readable CSV file ({exc}); save it as comma-separated UTF-8 text "
+            "with a header row"
+        ) from None
+    return frame
+
+
+def _show(result: Any, title: str, as_json: bool) -> None:
+    print_result(result, out, title=title, as_json=as_json)
+
+
+@app.command("alpha")
+def alpha_cmd(
+    csv: CsvArg,
+    units: Annotated[str, typer.Option(help="Column of the rated units (cases).")] = "case",
+    raters: Annotated[str, typer.Option(help="Column of the raters.")] = "rater",
+    ratings: Annotated[str, typer.Option(help="Column of the ratings.")] = "rating",
+    level: Annotated[str, typer.Option(help="nominal, ordinal, interval or ratio.")] = "interval",
+    n_boot: BootOpt = 2000,
+    seed: SeedOpt = 0,
+    confidence: ConfOpt = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Krippendorff's alpha with a bootstrap confidence interval."""
+    from studyhub.stats import krippendorff_alpha
+
+    res = krippendorff_alpha(
+        read_csv(csv),
+        units=units,
+        raters=raters,
+        ratings=ratings,
+        level=level,  # type: ignore[arg-type]
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+    )
+    _show(res, "Krippendorff's alpha", as_json)
+
+
+@app.command("icc")
+def icc_cmd(
+    csv: CsvArg,
+    targets: Annotated[str, typer.Option(help="Column of the rated targets (cases).")] = "case",
+    raters: Annotated[str, typer.Option(help="Column of the raters.")] = "rater",
+    ratings: Annotated[str, typer.Option(help="Column of the ratings.")] = "rating",
+    confidence: ConfOpt = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """The six Shrout-Fleiss intraclass correlations with F tests and intervals."""
+    from studyhub.stats import icc
+
+    _show(
+        icc(read_csv(csv), targets=targets, raters=raters, ratings=ratings, confidence=confidence),
+        "Intraclass correlation",
+        as_json,
+    )
+
+
+@app.command("fleiss")
+def fleiss_cmd(
+    csv: CsvArg,
+    subjects: Annotated[str, typer.Option(help="Column of the rated subjects.")] = "case",
+    raters: Annotated[str, typer.Option(help="Column of the raters.")] = "rater",
+    ratings: Annotated[str, typer.Option(help="Column of the categories given.")] = "rating",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fleiss' kappa for several raters, with per-category kappas."""
+    from studyhub.stats import fleiss_kappa
+
+    _show(
+        fleiss_kappa(read_csv(csv), subjects=subjects, raters=raters, ratings=ratings),
+        "Fleiss' kappa",
+        as_json,
+    )
+
+
+@app.command("kappa")
+def kappa_cmd(
+    csv: CsvArg,
+    subjects: Annotated[str, typer.Option(help="Column of the rated subjects.")] = "case",
+    raters: Annotated[str, typer.Option(help="Column of the two raters.")] = "rater",
+    ratings: Annotated[str, typer.Option(help="Column of the categories given.")] = "rating",
+    weights: Annotated[
+        str | None, typer.Option(help="linear or quadratic (default: unweighted).")
+    ] = None,
+    confidence: ConfOpt = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cohen's kappa between two raters, unweighted or weighted."""
+    from studyhub.stats import cohen_kappa
+
+    if weights not in (None, "linear", "quadratic"):
+        raise InputError(f"--weights {weights!r} is unknown; use linear or quadratic, or omit it")
+    _show(
+        cohen_kappa(
+            read_csv(csv),
+            subjects=subjects,
+            raters=raters,
+            ratings=ratings,
+            weights=cast(Literal["linear", "quadratic"] | None, weights),
+            confidence=confidence,
+        ),
+        "Cohen's kappa",
+        as_json,
+    )
+
+
+@app.command("mrmc")
+def mrmc_cmd(
+    csv: CsvArg,
+    reader: Annotated[str, typer.Option(help="Column of the readers.")] = "reader",
+    modality: Annotated[str, typer.Option(help="Column of the modalities (arms).")] = "modality",
+    case: Annotated[str, typer.Option(help="Column of the cases.")] = "case",
+    truth: Annotated[str, typer.Option(help="Column of the truth (0/1).")] = "truth",
+    rating: Annotated[str, typer.Option(help="Column of the confidence ratings.")] = "rating",
+    threshold: Annotated[
+        float | None, typer.Option(help="Ratings at or above it count as positive.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    imrmc_out: Annotated[
+        Path | None, typer.Option("--imrmc-out", help="Also write the data in iMRMC format.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Obuchowski-Rockette MRMC ROC analysis (Hillis ddf), as OR-DBM MRMC and iMRMC report."""
+    from studyhub.stats import mrmc, write_imrmc
+
+    data = read_csv(csv)
+    res = mrmc(
+        data,
+        reader=reader,
+        modality=modality,
+        case=case,
+        truth=truth,
+        rating=rating,
+        positive_threshold=threshold,
+        alpha=alpha,
+    )
+    _show(res, "MRMC (Obuchowski-Rockette)", as_json)
+    if imrmc_out is not None:
+        write_imrmc(
+            data, imrmc_out, reader=reader, modality=modality, case=case, truth=truth, rating=rating
+        )
+        if not as_json:
+            out.print(f"iMRMC input written to {imrmc_out}", markup=False)
+
+
+@app.command("correlation")
+def correlation_cmd(
+    csv: CsvArg,
+    cases: Annotated[str, typer.Option(help="Column of the cases (bootstrap clusters).")] = "case",
+    ratings: Annotated[str, typer.Option(help="Column of the human judgements.")] = "rating",
+    metric: Annotated[str, typer.Option(help="Column of the quantitative metric.")] = "metric",
+    n_boot: BootOpt = 2000,
+    seed: SeedOpt = 0,
+    confidence: ConfOpt = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spearman correlation of judgements with a metric, case-clustered bootstrap CI."""
+    from studyhub.stats import metric_correlation
+
+    _show(
+        metric_correlation(
+            read_csv(csv),
+            cases=cases,
+            ratings=ratings,
+            metric=metric,
+            n_boot=n_boot,
+            seed=seed,
+            confidence=confidence,
+        ),
+        "Human judgement vs metric",
+        as_json,
+    )
