@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from studyhub import __version__
+from studyhub.commands import cases as cases_commands
 from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
 
@@ -218,6 +219,9 @@ def audit_verify() -> None:
         return
     err.print(report.render(), markup=False)
     raise typer.Exit(1)
+
+
+cases_commands.register_commands(app, state, out)
 
 
 @app.command()

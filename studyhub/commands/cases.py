@@ -1,0 +1,135 @@
+"""``studyhub sample`` and ``studyhub enroll``: cases into a registered study."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["DEFAULT_DATA_DIR", "print_sampling_report", "register_commands"]
+
+#: Where generated or cached data sets live (the demo domain is materialised here).
+DEFAULT_DATA_DIR = Path("studyhub-data")
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="STUDYHUB_DATA",
+        help="Folder for generated or cached data (default: ./studyhub-data).",
+    ),
+]
+
+
+def print_sampling_report(report: dict[str, Any], console: Console) -> None:
+    """The sampling report as tables: case flow, strata, balance, diversity, calibration."""
+    flow = report["flow"]
+    table = Table(title="Case flow", show_header=False)
+    table.add_row("assessed (pool)", str(flow["assessed"]))
+    for reason, n in sorted(flow["excluded_by_reason"].items()):
+        table.add_row(f"  excluded: {reason}", str(n))
+    table.add_row("eligible", str(flow["eligible"]))
+    table.add_row("enrolled", str(flow["enrolled"]))
+    console.print(table)
+    strata = Table(title="Strata (eligible pool vs sample)")
+    for col in ("stratum", "eligible", "quota", "sample"):
+        strata.add_column(col)
+    for row in report["strata"]:
+        strata.add_row(row["stratum"], str(row["eligible"]), str(row["quota"]), str(row["sample"]))
+    console.print(strata)
+    std = Table(title="Standardized differences, sample minus pool (|d| < 0.1: balanced)")
+    for col in ("variable", "level", "pool", "sample", "d"):
+        std.add_column(col)
+    for row in report["standardized_differences"]:
+        std.add_row(
+            row["variable"],
+            str(row["level"]),
+            f"{row['pool']:.3f}",
+            f"{row['sample']:.3f}",
+            f"{row['std_diff']:+.2f}",
+        )
+    console.print(std)
+    div = report["diversity"]
+    console.print(
+        "Diversity: mean nearest-neighbour embedding distance "
+        f"{div['sample_mean_nn_distance']:.3f} "
+        f"vs {div['random_mean_nn_distance']:.3f} for random samples of the same size "
+        f"(ratio {div['ratio']:.2f}); coverage radius {div['sample_coverage_radius']:.3f} vs "
+        f"{div['random_coverage_radius']:.3f}",
+        markup=False,
+    )
+    for name, e in report["enrichment"].items():
+        if e["target_share"] > 0:
+            console.print(
+                f"Enrichment of {name.replace('_', '-')}: {e['achieved_share']:.0%} of the sample "
+                f"(target {e['target_share']:.0%}; {int(e['available'])} available)",
+                markup=False,
+            )
+    for note in report["notes"]:
+        console.print(f"note: {note}", markup=False)
+    cal = report["calibration"]
+    if cal.get("temperature") is not None:
+        console.print(
+            f"Calibration: temperature {cal['temperature']:.3f} fitted on split {cal['split']!r}; "
+            f"ECE on the pool {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}",
+            markup=False,
+        )
+    console.print(f"case list SHA-256 {report['case_list_sha256']}", markup=False)
+
+
+def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
+    """Add ``sample`` and ``enroll`` to the main app (``state`` holds --db and --actor)."""
+
+    @app.command()
+    def sample(
+        study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
+        data_dir: DataDirOption = None,
+    ) -> None:
+        """Draw and enroll the retrospective sample the registered protocol plans."""
+        from studyhub.cases.enroll import sample_retrospective
+        from studyhub.store.db import open_store
+
+        store = open_store(state.db, create=False)
+        try:
+            result = sample_retrospective(
+                store, study, data_dir=_data_dir(data_dir), actor=state.actor
+            )
+        finally:
+            store.dispose()
+        verb = "already enrolled (same draw)" if result.already_done else "enrolled"
+        out.print(f"study {result.study_id}: {len(result.enrolled)} cases {verb}", markup=False)
+        print_sampling_report(result.report, out)
+
+    @app.command()
+    def enroll(
+        study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", help="Enroll at most this many cases now.")
+        ] = None,
+        data_dir: DataDirOption = None,
+    ) -> None:
+        """Enroll the next consecutive eligible cases of a prospective study."""
+        from studyhub.cases.enroll import enroll_prospective
+        from studyhub.store.db import open_store
+
+        store = open_store(state.db, create=False)
+        try:
+            result = enroll_prospective(
+                store, study, data_dir=_data_dir(data_dir), actor=state.actor, limit=limit
+            )
+        finally:
+            store.dispose()
+        r = result.report
+        out.print(
+            f"study {result.study_id}: enrolled {r['enrolled_now']} cases "
+            f"({r['enrolled_total']} of {r['target']}); {r['excluded']} assessed cases excluded",
+            markup=False,
+        )
+
+
+def _data_dir(given: Path | None) -> Path:
+    return given or Path(os.environ.get("STUDYHUB_DATA", DEFAULT_DATA_DIR))
