@@ -17,11 +17,17 @@ from studyhub.stats.agreement import (
     intra_rater_agreement,
     krippendorff_alpha,
 )
+from studyhub.stats.bootstrap import ClusterBootstrap, cluster_bootstrap
+from studyhub.stats.compare import ArmComparison, compare_arms, friedman_test, wilcoxon_signed_rank
 from studyhub.stats.correlation import MetricCorrelationResult, metric_correlation
 from studyhub.stats.imrmc import read_imrmc, write_imrmc
 from studyhub.stats.mrmc import MRMCResult, mrmc
+from studyhub.stats.multiplicity import adjust_pvalues
+from studyhub.stats.power import PowerResult, power_simulation
 
 __all__ = [
+    "ArmComparison",
+    "ClusterBootstrap",
     "CohenKappaResult",
     "FleissKappaResult",
     "ICCResult",
@@ -29,13 +35,20 @@ __all__ = [
     "KrippendorffAlphaResult",
     "MRMCResult",
     "MetricCorrelationResult",
+    "PowerResult",
+    "adjust_pvalues",
+    "cluster_bootstrap",
     "cohen_kappa",
+    "compare_arms",
     "fleiss_kappa",
+    "friedman_test",
     "icc",
     "intra_rater_agreement",
     "krippendorff_alpha",
     "metric_correlation",
     "mrmc",
+    "power_simulation",
     "read_imrmc",
+    "wilcoxon_signed_rank",
     "write_imrmc",
 ]

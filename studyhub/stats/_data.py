@@ -14,6 +14,7 @@ import pandas as pd
 from studyhub.errors import DataError
 
 __all__ = [
+    "as_python",
     "require_binary",
     "require_columns",
     "require_complete",
@@ -22,6 +23,12 @@ __all__ = [
     "require_numeric",
     "require_variation",
 ]
+
+
+def as_python(value: object) -> object:
+    """Return a numpy scalar as the plain Python value (``np.int64(3)`` -> ``3``),
+    so that error messages and result tables show values as the user wrote them."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def require_columns(data: pd.DataFrame, **columns: str | None) -> pd.DataFrame:
