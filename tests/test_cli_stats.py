@@ -82,3 +82,66 @@ def test_missing_file_exits_2(cli, tmp_path: Path) -> None:  # type: ignore[no-u
     result = cli("stats", "fleiss", str(tmp_path / "nope.csv"))
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
+
+
+def _ratings_csv(tmp_path: Path) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(6):
+        rater_effect = rng.normal(0, 0.3)
+        for c in range(30):
+            case_effect = rng.normal(0, 0.5)
+            for arm, eff in {
+                "ig": 0.8,
+                "gradcam": 0.7,
+                "random_map": 0.0,
+                "randomized_model": 0.1,
+            }.items():
+                y = float(
+                    np.clip(
+                        np.rint(3 + rater_effect + case_effect + eff + rng.normal(0, 0.8)), 1, 5
+                    )
+                )
+                rows.append(
+                    {
+                        "rater": f"r{r}",
+                        "case": f"c{c}",
+                        "arm": arm,
+                        "measure": "usefulness",
+                        "value": y,
+                    }
+                )
+    path = tmp_path / "ratings.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_criteria_of_the_demo_plan_on_a_csv(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.paths import DEMO_PROTOCOL
+
+    csv = _ratings_csv(tmp_path)
+    res = _json(cli("stats", "criteria", str(csv), "--protocol", str(DEMO_PROTOCOL), "--json"))
+    verdicts = {r["endpoint"]: r["verdict"] for r in res["results"]}
+    assert verdicts["ig_vs_random"] == "PASS"
+    assert set(verdicts) == {
+        "ig_vs_random",
+        "gradcam_vs_ig",
+        "ig_vs_randomized_bootstrap",
+        "usefulness_agreement",
+    }
+    table = cli("stats", "criteria", str(csv), "--protocol", str(DEMO_PROTOCOL))
+    assert table.exit_code == 0 and "PASS" in table.stdout
+
+
+def test_compare_on_a_csv(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = _ratings_csv(tmp_path)
+    res = _json(
+        cli(
+            "stats", "compare", str(csv), "--rating", "value", "--reference", "random_map", "--json"
+        )
+    )
+    rows = {r["arm"]: r for r in res["contrasts"]}
+    assert rows["ig"]["estimate"] > 0.5 and rows["ig"]["reject"]

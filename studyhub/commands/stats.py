@@ -210,3 +210,109 @@ def correlation_cmd(
         "Human judgement vs metric",
         as_json,
     )
+
+
+@app.command("compare")
+def compare_cmd(
+    csv: CsvArg,
+    arm: Annotated[str, typer.Option(help="Column of the arms.")] = "arm",
+    rating: Annotated[str, typer.Option(help="Column of the ratings.")] = "rating",
+    rater: Annotated[str, typer.Option(help="Column of the raters.")] = "rater",
+    case: Annotated[str, typer.Option(help="Column of the cases.")] = "case",
+    reference: Annotated[
+        str | None, typer.Option(help="Reference arm: every other arm is compared with it.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="mixed_model, ordinal, friedman or cluster_bootstrap.")
+    ] = "mixed_model",
+    hypothesis: Annotated[
+        str, typer.Option(help="superiority, non_inferiority or two_sided.")
+    ] = "superiority",
+    margin: Annotated[float, typer.Option(help="Non-inferiority margin.")] = 0.0,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    multiplicity: Annotated[
+        str, typer.Option(help="holm, bonferroni, fixed_sequence or none.")
+    ] = "holm",
+    rater_by_arm: Annotated[
+        bool, typer.Option("--rater-by-arm", help="Add a random rater x arm intercept.")
+    ] = False,
+    n_boot: BootOpt = 2000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare arms: mixed model with crossed rater and case effects, or the alternatives."""
+    from studyhub.stats import compare_arms
+
+    res = compare_arms(
+        read_csv(csv),
+        arm=arm,
+        rating=rating,
+        rater=rater,
+        case=case,
+        reference=reference,
+        method=method,  # type: ignore[arg-type]
+        hypothesis=hypothesis,  # type: ignore[arg-type]
+        margin=margin,
+        alpha=alpha,
+        multiplicity=multiplicity,
+        rater_by_arm=rater_by_arm,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    _show(res, f"Arm comparison ({method})", as_json)
+
+
+@app.command("criteria")
+def criteria_cmd(
+    csv: CsvArg,
+    protocol: Annotated[
+        Path, typer.Option("--protocol", help="The protocol whose analysis plan is applied.")
+    ],
+    truth: Annotated[
+        str | None, typer.Option(help="Column of the case truth (reader-task endpoints).")
+    ] = None,
+    repeat: Annotated[
+        str | None, typer.Option(help="Column marking repeat readings (intra-rater).")
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="CSV of stimulus metrics (case, arm, metric columns).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate every endpoint of a plan on a CSV of ratings: PASS, FAIL or NOT EVALUABLE.
+
+    The CSV is long: columns rater, case, arm, measure (the instrument item) and value.
+    """
+    from rich.table import Table
+
+    from studyhub.protocol.load import load_study
+    from studyhub.stats import evaluate_criteria
+
+    files = load_study(protocol)
+    report = evaluate_criteria(
+        read_csv(csv),
+        plan=files.plan,
+        truth=truth,
+        repeat=repeat,
+        metrics=read_csv(metrics) if metrics is not None else None,
+        seed=files.protocol.seed,
+    )
+    if as_json:
+        _show(report, "criteria", True)
+        return
+    table = Table(title=f"Success criteria of {report.plan_id} (alpha {report.alpha:g})")
+    for col in ("endpoint", "hypothesis", "estimate", "CI", "p (adj.)", "verdict", "why"):
+        table.add_column(col)
+    for r in report.results:
+        ci = "—" if r.ci_low is None else f"{r.ci_low:.3f} to {r.ci_high:.3f}"
+        p = "—" if r.p_adjusted is None else f"{r.p_adjusted:.4g}"
+        est = "—" if r.estimate is None else f"{r.estimate:.3f}"
+        name = f"{r.endpoint}{' (primary)' if r.primary else ''}"
+        table.add_row(name, r.hypothesis, est, ci, p, r.verdict, r.reason)
+    out.print(table)
+    out.print(
+        "study success: all primary endpoints passed"
+        if report.success
+        else "study success criteria NOT met",
+        markup=False,
+    )

@@ -80,13 +80,16 @@ def sha256_text(text: str) -> str:
 
 
 def canonical_json(model: BaseModel) -> str:
-    """The canonical form: validated values (defaults filled), sorted keys, no spaces.
+    """The canonical form: the validated values as written, sorted keys, no spaces.
 
-    Whitespace, comments, key order and spelled-out defaults of the YAML do not
-    change it; any change of meaning does.
+    Whitespace, comments, key order, quoting and number spelling (``0.50`` or
+    ``0.5``) of the YAML do not change it; any change of what is written does.
+    Defaults that the file leaves out are left out too (``exclude_unset``), so a
+    later studyhub that adds an optional field does not change the hash of a
+    protocol registered before it.
     """
     return json.dumps(
-        model.model_dump(mode="json"),
+        model.model_dump(mode="json", exclude_unset=True),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

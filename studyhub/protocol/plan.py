@@ -173,6 +173,11 @@ class PowerPlan(Strict):
     sd_rater: float = Field(ge=0.0, description="SD of rater random intercepts")
     sd_case: float = Field(ge=0.0, description="SD of case random intercepts")
     sd_residual: float = Field(gt=0.0, description="SD of the residual")
+    sd_rater_arm: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="SD of rater x arm intercepts (raters who gain more from one arm)",
+    )
     n_raters: int = Field(ge=2, description="planned number of raters")
     n_cases: int = Field(ge=2, description="planned number of cases")
     target_power: float = Field(

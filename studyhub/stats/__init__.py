@@ -20,6 +20,7 @@ from studyhub.stats.agreement import (
 from studyhub.stats.bootstrap import ClusterBootstrap, cluster_bootstrap
 from studyhub.stats.compare import ArmComparison, compare_arms, friedman_test, wilcoxon_signed_rank
 from studyhub.stats.correlation import MetricCorrelationResult, metric_correlation
+from studyhub.stats.criteria import CriteriaReport, EndpointResult, evaluate_criteria
 from studyhub.stats.imrmc import read_imrmc, write_imrmc
 from studyhub.stats.mrmc import MRMCResult, mrmc
 from studyhub.stats.multiplicity import adjust_pvalues
@@ -29,6 +30,8 @@ __all__ = [
     "ArmComparison",
     "ClusterBootstrap",
     "CohenKappaResult",
+    "CriteriaReport",
+    "EndpointResult",
     "FleissKappaResult",
     "ICCResult",
     "IntraRaterResult",
@@ -40,6 +43,7 @@ __all__ = [
     "cluster_bootstrap",
     "cohen_kappa",
     "compare_arms",
+    "evaluate_criteria",
     "fleiss_kappa",
     "friedman_test",
     "icc",

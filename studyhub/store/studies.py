@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from studyhub import __version__
 from studyhub.errors import InputError, LifecycleError
 from studyhub.protocol.load import StudyFiles
 from studyhub.store import lifecycle
@@ -134,6 +135,7 @@ def register(store: Store, files: StudyFiles, *, actor: str) -> Registration:
                 "design": p.design,
                 "protocol_path": str(files.protocol_path),
                 "plan_path": str(files.plan_path),
+                "studyhub_version": __version__,
             },
         )
         return Registration(study.id, study.registration_hash, now, created=True)

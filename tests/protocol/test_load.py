@@ -30,13 +30,15 @@ def _rewrite(path: Path, data: dict, *, style: str = "block") -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=flow, width=4096))
 
 
-def test_hash_ignores_whitespace_comments_key_order_and_spelled_out_defaults(
+def test_hash_ignores_whitespace_comments_key_order_and_number_spelling(
     demo_copy: Path,
 ) -> None:
     before = load_study(demo_copy)
     data = yaml.safe_load(demo_copy.read_text())
     reordered = dict(reversed(list(data.items())))
-    reordered["blinding"] = {"shuffle": True, "code_length": 10, "hide_other_raters": True}
+    reordered["blinding"] = {"shuffle": True, "code_length": 10}
+    reordered["rendering"] = dict(reversed(list(data["rendering"].items())))
+    reordered["rendering"]["normalize_percentile"] = 99.0
     _rewrite(demo_copy, reordered, style="flow")
     demo_copy.write_text("# a new comment\n\n" + demo_copy.read_text() + "\n\n")
     after = load_study(demo_copy)
@@ -55,6 +57,15 @@ def test_hash_changes_with_meaning(demo_copy: Path, key: str, value: object) -> 
     data[key] = value
     _rewrite(demo_copy, data)
     assert load_study(demo_copy).registration_hash != before
+
+
+def test_hash_survives_a_new_optional_field(demo_copy: Path) -> None:
+    """Defaults a file leaves out are not hashed: a later schema with more optional
+    fields gives a registered protocol the same hash."""
+    from studyhub.protocol.load import canonical_json
+
+    files = load_study(demo_copy)
+    assert '"hide_other_raters"' not in canonical_json(files.protocol)
 
 
 def test_plan_change_changes_registration_hash(demo_copy: Path) -> None:

@@ -1,0 +1,35 @@
+"""``studyhub power``: the plan's primary endpoint simulated under its assumptions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studyhub.commands.plan import plan_power
+from studyhub.protocol import load_study
+from tests.paths import DEMO_PROTOCOL
+
+
+def test_demo_plan_is_adequately_powered(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("power", str(DEMO_PROTOCOL))
+    assert result.exit_code == 0, result.output
+    assert "adequate" in result.stdout
+
+
+def test_power_grows_with_raters_and_type_one_error_stays_near_alpha() -> None:
+    files = load_study(DEMO_PROTOCOL)
+    small = plan_power(files, n_raters=3, n_cases=20, n_sims=400)
+    large = plan_power(files, n_raters=10, n_cases=60, n_sims=400)
+    assert small.power < large.power
+    assert large.adequate and not small.adequate
+    # Holm over the two tested primary endpoints: the first step tests at alpha / 2
+    assert large.alpha_per_test == 0.025
+    assert abs(large.type_i_error - 0.025) < 4 * large.type_i_error_mcse + 0.005
+
+
+def test_plan_without_power_section_is_refused(cli, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    plan = demo_copy.parent.parent / "analysis" / "inspection_demo.yaml"
+    text = plan.read_text()
+    plan.write_text(text[: text.index("power:")])
+    result = cli("power", str(demo_copy))
+    assert result.exit_code == 2
+    assert "has no power section" in result.stderr
