@@ -6,7 +6,7 @@ problem, the value found and the fix, so no statistic returns a silent NaN.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ __all__ = [
     "require_crossed",
     "require_levels",
     "require_numeric",
+    "require_unique",
     "require_variation",
 ]
 
@@ -153,3 +154,17 @@ def require_crossed(data: pd.DataFrame, **factors: str) -> None:
             f"{' x '.join(shown)} combinations missing); this analysis needs a fully "
             "crossed design: add the missing readings or drop the incomplete cases or readers"
         )
+
+
+def require_unique(data: pd.DataFrame, keys: Sequence[str], *, what: str, fix: str) -> None:
+    """Refuse rows that repeat a combination of ``keys`` (e.g. a rater rating a unit twice).
+
+    ``what`` names the repeated combinations in the message (``"(case, rater)
+    pairs"``) and ``fix`` says what to do about them.
+    """
+    dup = data.duplicated(subset=list(keys), keep=False)
+    if dup.any():
+        first = data.loc[dup, list(keys)].iloc[0]
+        shown = ", ".join(f"{k}={as_python(first[k])!r}" for k in keys)
+        n_dup = int(data.loc[dup, list(keys)].drop_duplicates().shape[0])
+        raise DataError(f"{n_dup} {what} appear more than once (e.g. {shown}); {fix}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,105 +10,17 @@ import pytest
 from scipy import stats
 
 from studyhub.errors import DataError
-from studyhub.stats.compare import (
-    compare_arms,
-    fit_crossed_mixed_model,
-    friedman_test,
-    wilcoxon_signed_rank,
-)
+from studyhub.stats.compare import compare_arms
 from studyhub.stats.power import balanced_mixed_model_test
+from tests.stats.helpers import REFERENCE, crossed, depression
 
-REF = Path(__file__).resolve().parents[1] / "data" / "reference"
-
-
-def _expected(folder: str) -> dict:
-    return json.loads((REF / folder / "expected.json").read_text())
-
-
-def _crossed(
-    rng: np.random.Generator,
-    n_arms: int = 3,
-    n_raters: int = 6,
-    n_cases: int = 12,
-    effects: tuple[float, ...] = (0.0, 0.3, 0.5),
-    sd_rater: float = 0.5,
-    sd_case: float = 0.7,
-) -> pd.DataFrame:
-    a, r, c = np.meshgrid(np.arange(n_arms), np.arange(n_raters), np.arange(n_cases), indexing="ij")
-    y = (
-        np.asarray(effects)[a]
-        + rng.normal(0, sd_rater, n_raters)[r]
-        + rng.normal(0, sd_case, n_cases)[c]
-        + rng.normal(0, 1, a.shape)
-    )
-    return pd.DataFrame(
-        {
-            "arm": np.array(["control", "gradcam", "ig"])[a.ravel()],
-            "score": y.ravel(),
-            "reader": [f"r{i}" for i in r.ravel()],
-            "case": c.ravel(),
-        }
-    )
-
-
-# ------------------------------------------------------------------ lme4 Penicillin
-
-
-@pytest.fixture(scope="module")
-def penicillin_fit():
-    data = pd.read_csv(REF / "lme4_penicillin_crossed" / "data_long.csv")
-    return fit_crossed_mixed_model(
-        data["diameter"].to_numpy(),
-        np.ones((len(data), 1)),
-        {"plate": data["plate"].to_numpy(), "sample": data["sample"].to_numpy()},
-        fe_names=["(Intercept)"],
-    )
-
-
-def test_penicillin_published_lme4(penicillin_fit) -> None:
-    fit = penicillin_fit
-    sd = {k: math.sqrt(v) for k, v in fit.variance_components.items()}
-    # lme4 reference page for Penicillin (docs/reference/Penicillin.html, commit 32b5bfd):
-    # "REML criterion at convergence: 330.8606", SDs plate 0.8467, sample 1.9316,
-    # residual 0.5499, fixed effect (Intercept) 22.97.
-    assert round(fit.reml_criterion, 4) == 330.8606
-    assert round(sd["plate"], 4) == 0.8467
-    assert round(sd["sample"], 4) == 1.9316
-    assert round(sd["residual"], 4) == 0.5499
-    assert round(float(fit.fe_params[0]), 2) == 22.97
-    assert fit.n_obs == 144 and fit.converged
-
-
-def test_penicillin_more_digits(penicillin_fit) -> None:
-    fit = penicillin_fit
-    vc = fit.variance_components
-    lme4 = _expected("lme4_penicillin_crossed")["lme4_1_1_31_REML_more_digits"]
-    # R 4.2.2 + lme4 1.1.31 summary, run for the reference collection (SOURCE.md);
-    # lme4 stops within its optimizer tolerance, so compare at 1e-3 relative.
-    assert vc["plate"] == pytest.approx(0.7169051410, rel=1e-3)
-    assert vc["sample"] == pytest.approx(3.7311318423, rel=1e-3)
-    assert vc["residual"] == pytest.approx(0.3024149562, rel=1e-3)
-    assert fit.reml_criterion == pytest.approx(330.860589, abs=1e-5)
-    assert float(fit.fe_params[0]) == pytest.approx(22.97222222, abs=1e-8)
-    assert lme4["intercept_se"] == pytest.approx(math.sqrt(fit.cov_fe[0, 0]), rel=1e-3)
-    # Closed-form REML (= ANOVA) solution of this balanced design (expected.json,
-    # block exact_REML_equals_ANOVA_for_this_balanced_design): we converge closer
-    # to it than lme4 does.
-    assert vc["plate"] == pytest.approx(0.716908212560386, rel=1e-5)
-    assert vc["sample"] == pytest.approx(3.7309178743961393, rel=1e-5)
-    assert vc["residual"] == pytest.approx(0.30241545893719807, rel=1e-5)
-    assert math.sqrt(fit.cov_fe[0, 0]) == pytest.approx(0.8085733909854874, rel=1e-5)
-    # statsmodels 0.15.0 MixedLM, one group + vc_formula, reml=True (expected.json,
-    # crosscheck_statsmodels_MixedLM): same model, agrees to ~1e-4.
-    assert vc["plate"] == pytest.approx(0.71684214, rel=2e-4)
-    assert vc["sample"] == pytest.approx(3.73135476, rel=2e-4)
-    assert vc["residual"] == pytest.approx(0.30241909, rel=2e-4)
+# ------------------------------------------------------------------ mixed model
 
 
 def test_mixed_model_agrees_with_statsmodels_mixedlm() -> None:
     import statsmodels.api as sm
 
-    data = _crossed(np.random.default_rng(11))
+    data = crossed(np.random.default_rng(11))
     result = compare_arms(
         data,
         arm="arm",
@@ -140,6 +50,43 @@ def test_mixed_model_agrees_with_statsmodels_mixedlm() -> None:
 
 
 @pytest.mark.parametrize("rater_by_arm", [False, True])
+def test_statsmodels_engine_agrees_with_studyhub_engine(rater_by_arm: bool) -> None:
+    # The same model fitted by statsmodels MixedLM (one group, vc_formula-style
+    # variance components, REML) and by the sufficient-statistics REML.
+    rng = np.random.default_rng(21)
+    data = crossed(rng, n_raters=6, n_cases=15)
+    a = data["arm"].map({"control": 0, "gradcam": 1, "ig": 2}).to_numpy()
+    r = data["reader"].str[1:].astype(int).to_numpy()
+    data["score"] += rng.normal(0, 0.5, (3, 6))[a, r]
+    common = dict(
+        arm="arm",
+        rating="score",
+        rater="reader",
+        case="case",
+        reference="control",
+        hypothesis="two_sided",
+        multiplicity="none",
+        rater_by_arm=rater_by_arm,
+    )
+    ours = compare_arms(data, **common)
+    sm = compare_arms(data, **common, engine="statsmodels")
+    np.testing.assert_allclose(sm.contrasts["estimate"], ours.contrasts["estimate"], atol=1e-4)
+    np.testing.assert_allclose(sm.contrasts["se"], ours.contrasts["se"], rtol=1e-3)
+    assert set(sm.variance_components) == set(ours.variance_components)
+    for name, value in ours.variance_components.items():
+        assert value > 0.01, name  # interior solution: components comparable
+        assert sm.variance_components[name] == pytest.approx(value, rel=1e-3), name
+    assert sm.details["engine"] == "statsmodels" and ours.details["engine"] == "studyhub"
+    assert sm.details["reml_criterion"] == pytest.approx(ours.details["reml_criterion"], abs=1e-4)
+    # statsmodels gives no denominator df: Wald z tests, normal intervals
+    assert np.isinf(sm.contrasts["df"]).all()
+    z = sm.contrasts["statistic"].to_numpy()
+    np.testing.assert_allclose(sm.contrasts["p_value"], 2 * stats.norm.sf(abs(z)), rtol=1e-10)
+    half = stats.norm.ppf(0.975) * sm.contrasts["se"]
+    np.testing.assert_allclose(sm.contrasts["ci_high"], sm.contrasts["estimate"] + half)
+
+
+@pytest.mark.parametrize("rater_by_arm", [False, True])
 @pytest.mark.parametrize("seed", range(8))
 def test_mixed_model_equals_balanced_anova_shortcut(seed: int, rater_by_arm: bool) -> None:
     # The exact closed-form REML test used by power_simulation must equal the
@@ -147,7 +94,7 @@ def test_mixed_model_equals_balanced_anova_shortcut(seed: int, rater_by_arm: boo
     # mean squares and degrees of freedom).
     rng = np.random.default_rng(seed)
     sd_rater = 0.0 if seed % 2 else 0.6
-    data = _crossed(rng, n_raters=5, n_cases=8, sd_rater=sd_rater, sd_case=0.3 * (seed % 3))
+    data = crossed(rng, n_raters=5, n_cases=8, sd_rater=sd_rater, sd_case=0.3 * (seed % 3))
     a = data["arm"].map({"control": 0, "gradcam": 1, "ig": 2}).to_numpy()
     r = data["reader"].str[1:].astype(int).to_numpy()
     data["score"] += rng.normal(0, [0.0, 0.3, 0.8][seed % 3], (3, 5))[a, r]
@@ -173,7 +120,7 @@ def test_mixed_model_equals_balanced_anova_shortcut(seed: int, rater_by_arm: boo
 
 
 def test_hypotheses_direction_and_interval_consistency() -> None:
-    data = _crossed(np.random.default_rng(5), effects=(0.0, 0.25, -0.1))
+    data = crossed(np.random.default_rng(5), effects=(0.0, 0.25, -0.1))
     common = dict(arm="arm", rating="score", rater="reader", case="case", reference="control")
     sup = compare_arms(data, **common, hypothesis="superiority", multiplicity="none").contrasts
     two = compare_arms(data, **common, hypothesis="two_sided", multiplicity="none").contrasts
@@ -193,7 +140,7 @@ def test_hypotheses_direction_and_interval_consistency() -> None:
 
 
 def test_multiplicity_is_applied() -> None:
-    data = _crossed(np.random.default_rng(2))
+    data = crossed(np.random.default_rng(2))
     res = compare_arms(
         data,
         arm="arm",
@@ -212,7 +159,7 @@ def test_multiplicity_is_applied() -> None:
 
 def test_rater_by_arm_component() -> None:
     rng = np.random.default_rng(8)
-    data = _crossed(rng, n_raters=8, n_cases=15)
+    data = crossed(rng, n_raters=8, n_cases=15)
     extra = rng.normal(0, 0.8, size=(3, 8))
     a = data["arm"].map({"control": 0, "gradcam": 1, "ig": 2}).to_numpy()
     r = data["reader"].str[1:].astype(int).to_numpy()
@@ -238,24 +185,10 @@ def test_rater_by_arm_component() -> None:
 # ------------------------------------------------------------------ Friedman / Wilcoxon
 
 
-def test_friedman_rounding_times() -> None:
-    data = pd.read_csv(REF / "friedman_rounding_times" / "ratings_long.csv")
-    res = friedman_test(data, treatment="method", rating="time", block="player")
-    # R 4.2.2 friedman.test(RoundingTimes), ?friedman.test example (Hollander & Wolfe
-    # 1973, p. 140ff): "Friedman chi-squared = 11.143, df = 2, p-value = 0.003805"
-    assert round(res.statistic, 3) == 11.143
-    assert res.df == 2
-    assert round(res.p_value, 6) == 0.003805
-    # expected.json friedman_test block (R 4.2.2, more digits; scipy agrees to 1e-12)
-    assert res.statistic == pytest.approx(11.142857142857, abs=1e-9)
-    assert res.p_value == pytest.approx(0.003805040776, abs=1e-10)
-    # derived identity W = chi2 / (n (k - 1)) (expected.json derived_kendalls_W)
-    assert res.kendall_w == pytest.approx(0.25324675324675, abs=1e-12)
-    assert res.n_blocks == 22
-
-
 def test_friedman_through_compare_arms() -> None:
-    data = pd.read_csv(REF / "friedman_rounding_times" / "ratings_long.csv").assign(rater="H&W")
+    data = pd.read_csv(REFERENCE / "friedman_rounding_times" / "ratings_long.csv").assign(
+        rater="H&W"
+    )
     res = compare_arms(
         data,
         arm="method",
@@ -276,32 +209,8 @@ def test_friedman_through_compare_arms() -> None:
     }
 
 
-def _depression() -> pd.DataFrame:
-    return pd.read_csv(REF / "wilcoxon_signed_rank_depression" / "paired_data.csv")
-
-
-def test_wilcoxon_depression_exact() -> None:
-    d = _depression()
-    diff = d["first_visit_x"] - d["second_visit_y"]
-    greater = wilcoxon_signed_rank(diff, alternative="greater")
-    # R 4.2.2 wilcox.test(x, y, paired = TRUE, alternative = "greater") (?wilcox.test,
-    # Hollander & Wolfe 1973, p. 29f): "V = 40, p-value = 0.01953"; exactly 5/256.
-    assert greater.statistic == 40
-    assert round(greater.p_value, 5) == 0.01953
-    assert greater.p_value == pytest.approx(0.01953125, abs=1e-9)  # expected.json
-    assert greater.method == "exact"
-    # two-sided exact p 0.0390625 (expected.json signed_rank_x_minus_y)
-    two = wilcoxon_signed_rank(diff, alternative="two-sided")
-    assert two.p_value == pytest.approx(0.0390625, abs=1e-9)
-    # y - x: V = 5 (expected.json V_minus_for_y_minus_x)
-    assert wilcoxon_signed_rank(-diff, alternative="less").statistic == 5
-    # wilcox.test(exact = FALSE, correct = FALSE) on y - x, "less": p = 0.01907586
-    normal = wilcoxon_signed_rank(-diff, alternative="less", method="normal", correction=False)
-    assert normal.p_value == pytest.approx(0.01907585509, abs=1e-9)
-
-
 def test_wilcoxon_through_compare_arms() -> None:
-    d = _depression()
+    d = depression()
     long = d.melt(id_vars="patient", var_name="visit", value_name="hamilton").assign(rater="HW")
     common = dict(
         arm="visit",
@@ -321,60 +230,11 @@ def test_wilcoxon_through_compare_arms() -> None:
     assert math.isnan(sup.contrasts["se"].iloc[0])
 
 
-def test_hodges_lehmann_is_median_of_walsh_averages() -> None:
-    d = _depression()
-    diff = (d["first_visit_x"] - d["second_visit_y"]).to_numpy()
-    res = wilcoxon_signed_rank(diff, confidence=0.95)
-    walsh = [(diff[i] + diff[j]) / 2 for i in range(9) for j in range(i, 9)]
-    assert res.estimate == pytest.approx(float(np.median(walsh)))
-    assert res.ci_low < res.estimate < res.ci_high
-    # exact interval: the 95% bounds are the 6th smallest and largest Walsh averages
-    # (critical value 5 of the n = 9 signed-rank distribution, Hollander & Wolfe table A.4)
-    assert res.ci_low == pytest.approx(sorted(walsh)[5])
-    assert res.ci_high == pytest.approx(sorted(walsh)[-6])
-
-
-# ------------------------------------------------------------------ ordinal, bootstrap
-
-
-def test_ordinal_matches_statsmodels_ordered_model() -> None:
-    from statsmodels.miscmodels.ordinal_model import OrderedModel
-
-    data = _crossed(np.random.default_rng(4), n_raters=5, n_cases=40)
-    data["likert"] = np.clip(np.round(data["score"] + 3), 1, 5)
-    res = compare_arms(
-        data,
-        arm="arm",
-        rating="likert",
-        rater="reader",
-        case="case",
-        reference="control",
-        method="ordinal",
-        hypothesis="two_sided",
-        multiplicity="none",
-    )
-    exog = pd.concat(
-        [
-            pd.get_dummies(data["arm"], dtype=float)[["gradcam", "ig"]],
-            pd.get_dummies(data["reader"], dtype=float).iloc[:, 1:],
-        ],
-        axis=1,
-    )
-    endog = pd.Series(pd.Categorical(data["likert"], ordered=True))
-    fit = OrderedModel(endog, exog, distr="logit").fit(
-        method="bfgs",
-        disp=False,
-        maxiter=5000,
-        gtol=1e-9,
-        cov_type="cluster",
-        cov_kwds={"groups": data["case"].to_numpy()},
-    )
-    np.testing.assert_allclose(res.contrasts["estimate"], fit.params.iloc[:2], rtol=1e-4)
-    np.testing.assert_allclose(res.contrasts["se"], fit.bse.iloc[:2], rtol=1e-3)
+# ------------------------------------------------------------------ bootstrap
 
 
 def test_cluster_bootstrap_method() -> None:
-    data = _crossed(np.random.default_rng(6), effects=(0.0, 1.0, 0.0), n_raters=8, n_cases=20)
+    data = crossed(np.random.default_rng(6), effects=(0.0, 1.0, 0.0), n_raters=8, n_cases=20)
     res = compare_arms(
         data,
         arm="arm",
@@ -394,7 +254,7 @@ def test_cluster_bootstrap_method() -> None:
 
 
 def test_missing_ratings_are_counted() -> None:
-    data = _crossed(np.random.default_rng(1))
+    data = crossed(np.random.default_rng(1))
     data.loc[[0, 5], "score"] = np.nan
     res = compare_arms(
         data, arm="arm", rating="score", rater="reader", case="case", reference="control"
@@ -426,10 +286,16 @@ def test_missing_ratings_are_counted() -> None:
         ({"alpha": 0.7}, "alpha is 0.7; pass a significance level between 0 and 0.5"),
         ({"multiplicity": "hommel"}, "multiplicity 'hommel' is unknown"),
         ({"rater_by_arm": True, "method": "friedman"}, "rater_by_arm=True applies to"),
+        (
+            {"engine": "statsmodels", "method": "friedman"},
+            "engine='statsmodels' applies to method='mixed_model' only (got 'friedman'); "
+            "drop engine= or use method='mixed_model'",
+        ),
+        ({"engine": "lme4"}, "engine 'lme4' is unknown; use one of studyhub, statsmodels"),
     ],
 )
 def test_errors_name_the_problem(kwargs: dict, message: str) -> None:
-    data = _crossed(np.random.default_rng(0))
+    data = crossed(np.random.default_rng(0))
     args = dict(arm="arm", rating="score", rater="reader", case="case", reference="control")
     args.update(kwargs)
     with pytest.raises(DataError) as info:
@@ -438,7 +304,7 @@ def test_errors_name_the_problem(kwargs: dict, message: str) -> None:
 
 
 def test_errors_on_bad_data() -> None:
-    data = _crossed(np.random.default_rng(0))
+    data = crossed(np.random.default_rng(0))
     args = dict(arm="arm", rating="score", rater="reader", case="case", reference="control")
     with pytest.raises(DataError, match="rating column 'score' is constant"):
         compare_arms(data.assign(score=3.0), **args)
@@ -452,15 +318,6 @@ def test_errors_on_bad_data() -> None:
         compare_arms(data.assign(reader="r0"), **args)
     with pytest.raises(DataError, match="needs at least 3 rating categories, found 2"):
         compare_arms(data.assign(score=(data["score"] > 0).astype(float)), **args, method="ordinal")
-    with pytest.raises(DataError, match="block 1 lacks a rating for some method"):
-        friedman_test(
-            pd.DataFrame({"method": ["a", "b", "a"], "t": [1, 2, 3], "p": [0, 0, 1]}),
-            treatment="method",
-            rating="t",
-            block="p",
-        )
-    with pytest.raises(DataError, match="all differences are zero"):
-        wilcoxon_signed_rank([0.0, 0.0])
 
 
 # ------------------------------------------------------------------ simulation
@@ -500,7 +357,7 @@ def test_mixed_model_fits_reject_at_nominal_rate() -> None:
     rejections = 0
     n = 300
     for _ in range(n):
-        data = _crossed(rng, n_arms=2, n_raters=5, n_cases=8, effects=(0.0, 0.0))
+        data = crossed(rng, n_arms=2, n_raters=5, n_cases=8, effects=(0.0, 0.0))
         res = compare_arms(
             data, arm="arm", rating="score", rater="reader", case="case", reference="control"
         )

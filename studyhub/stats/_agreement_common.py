@@ -1,0 +1,113 @@
+"""Helpers shared by the agreement statistics.
+
+Option checks (``confidence``, ``n_boot``), the normal critical value, the
+unit-resampling bootstrap (multinomial unit weights, chunking, percentile
+interval) and the order and numeric scores of rating categories. Used by
+:mod:`~studyhub.stats.icc`, :mod:`~studyhub.stats.kappa`,
+:mod:`~studyhub.stats.krippendorff` and :mod:`~studyhub.stats.intra_rater`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from studyhub.errors import DataError
+
+__all__ = [
+    "BOOT_CHUNK_CELLS",
+    "FloatArray",
+    "boot_chunks",
+    "category_scores",
+    "check_confidence",
+    "check_n_boot",
+    "multinomial_weights",
+    "ordered_categories",
+    "percentile_ci",
+    "z_crit",
+]
+
+FloatArray = np.ndarray
+
+BOOT_CHUNK_CELLS = 4_000_000  # floats held at once by a vectorised bootstrap chunk
+
+
+def check_confidence(confidence: float) -> float:
+    """Return ``confidence`` as a float, refusing a level outside (0, 1)."""
+    if not isinstance(confidence, int | float) or not 0.0 < float(confidence) < 1.0:
+        raise DataError(
+            f"confidence is {confidence!r}; pass a level strictly between 0 and 1, e.g. 0.95"
+        )
+    return float(confidence)
+
+
+def check_n_boot(n_boot: int) -> int:
+    """Return ``n_boot`` as an int, refusing non-integers and fewer than 100 resamples."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 100:
+        raise DataError(
+            f"n_boot is {n_boot!r}; pass an integer of at least 100 (2000 is the default)"
+        )
+    return int(n_boot)
+
+
+def z_crit(confidence: float) -> float:
+    """The standard normal quantile of a two-sided ``confidence`` interval."""
+    return float(sps.norm.ppf(0.5 + confidence / 2.0))
+
+
+def percentile_ci(boot: FloatArray, confidence: float, what: str) -> tuple[float, float, int]:
+    """Percentile interval of the finite bootstrap replicates."""
+    finite = boot[np.isfinite(boot)]
+    if finite.size < 0.9 * boot.size:
+        raise DataError(
+            f"{what} is undefined in {boot.size - finite.size} of {boot.size} bootstrap "
+            "resamples (too few units or too little variation for a bootstrap); "
+            "collect more units or report the estimate without an interval"
+        )
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(finite, [tail, 1.0 - tail])
+    return float(lo), float(hi), int(finite.size)
+
+
+def multinomial_weights(rng: np.random.Generator, n_units: int, n_boot: int) -> FloatArray:
+    """``n_boot`` x ``n_units`` counts: how often each unit is drawn in each resample."""
+    return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot).astype(float)
+
+
+def boot_chunks(n_boot: int, cells_per_replicate: int) -> list[slice]:
+    """Slices of ``range(n_boot)`` small enough to hold ``BOOT_CHUNK_CELLS`` floats at once."""
+    size = max(1, BOOT_CHUNK_CELLS // max(1, cells_per_replicate))
+    return [slice(i, min(i + size, n_boot)) for i in range(0, n_boot, size)]
+
+
+def ordered_categories(
+    values: pd.Series, categories: Sequence[object] | None, *, column: str
+) -> list[object]:
+    """The category order: as given, an ordered categorical's order, or sorted values."""
+    observed = list(pd.unique(values.dropna()).tolist())
+    if categories is not None:
+        cats = list(categories)
+        unknown = [v for v in observed if v not in cats]
+        if unknown:
+            raise DataError(
+                f"ratings column {column!r} holds value(s) {unknown[:5]} that are not in "
+                f"categories={cats}; add them to categories or recode the ratings"
+            )
+        return cats
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered:
+        return [c for c in values.dtype.categories if c in set(observed)]
+    try:
+        return sorted(observed)
+    except TypeError:
+        return observed
+
+
+def category_scores(cats: Sequence[object]) -> FloatArray:
+    """Numeric scores of the categories: their values when numeric, else their ranks."""
+    try:
+        return np.asarray([float(c) for c in cats])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return np.arange(len(cats), dtype=float)

@@ -1,0 +1,141 @@
+"""Tests of studyhub.stats.icc against published reference numbers.
+
+Reference data live in tests/data/reference/<folder>/ (CSV, expected.json and
+SOURCE.md copied unchanged from the project's reference collection). Every
+expected value carries its source in a comment beside the assertion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pingouin
+import pytest
+
+from studyhub.errors import DataError
+from studyhub.stats.icc import icc
+from tests.stats.helpers import REFERENCE, expected, printed
+
+FORMS = ["ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"]
+
+
+@pytest.fixture(scope="module")
+def sf_data() -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / "icc_shrout_fleiss_1979" / "ratings_long.csv")
+
+
+def test_icc_matches_shrout_fleiss_1979_table4(sf_data: pd.DataFrame) -> None:
+    res = icc(sf_data, targets="target", raters="judge", ratings="rating")
+    paper = expected("icc_shrout_fleiss_1979")["published_shrout_fleiss_1979"]
+    # Shrout & Fleiss (1979) Psychol Bull 86:420-428, Table 4, printed to 2 decimals:
+    # ICC(1,1) .17, ICC(2,1) .29, ICC(3,1) .71, ICC(1,k) .44, ICC(2,k) .62, ICC(3,k) .91
+    for form, key in [
+        ("ICC1", "ICC_1_1"),
+        ("ICC2", "ICC_2_1"),
+        ("ICC3", "ICC_3_1"),
+        ("ICC1k", "ICC_1_k"),
+        ("ICC2k", "ICC_2_k"),
+        ("ICC3k", "ICC_3_k"),
+    ]:
+        assert printed(res.form(form).estimate, paper[key], 2), form
+    # Shrout & Fleiss (1979) Table 3 mean squares, 2 decimals: BMS 11.24, WMS 6.26, JMS 32.49,
+    # EMS 1.02
+    for name in ["BMS", "WMS", "JMS", "EMS"]:
+        assert printed(res.mean_squares[name], paper["anova_mean_squares_table3"][name], 2)
+
+
+def test_icc_matches_r_psych(sf_data: pd.DataFrame) -> None:
+    res = icc(sf_data, targets="target", raters="judge", ratings="rating")
+    ref = expected("icc_shrout_fleiss_1979")["reference_implementation_psych_ICC"]
+    assert res.n_targets == 6 and res.n_raters == 4
+    for form in FORMS:
+        row = res.form(form)
+        exp = ref[form]
+        # R psych 2.2.9 ICC(sf, lmer=FALSE) (expected.json "reference_implementation_psych_ICC")
+        assert row.estimate == pytest.approx(exp["icc"], abs=1e-6), form
+        assert row.f_value == pytest.approx(exp["F"], abs=1e-4), form  # psych F, 1e-4
+        assert (row.df1, row.df2) == (exp["df1"], exp["df2"]), form  # psych df1, df2
+        assert row.p_value == pytest.approx(exp["p"], rel=1e-6, abs=1e-9), form  # psych p
+        assert row.ci_low == pytest.approx(exp["ci95"][0], abs=1e-4), form  # psych lower bound
+        assert row.ci_high == pytest.approx(exp["ci95"][1], abs=1e-4), form  # psych upper bound
+    # R psych 2.2.9 ANOVA (5 decimals): MS_targets 11.24167, MS_judges 32.48611,
+    # MS_residual 1.01944, MS_within 6.263888889
+    anova = ref["anova"]
+    assert printed(res.mean_squares["BMS"], anova["MS_targets"], 5)
+    assert printed(res.mean_squares["JMS"], anova["MS_judges"], 5)
+    assert printed(res.mean_squares["EMS"], anova["MS_residual"], 5)
+    assert res.mean_squares["WMS"] == pytest.approx(anova["MS_within_oneway"], abs=1e-9)
+    # psych's sums of squares: SS = MS * df (SS_targets 56.20833, SS_judges 97.45833,
+    # SS_residual 15.29167)
+    assert printed(res.mean_squares["BMS"] * anova["df_targets"], anova["SS_targets"], 5)
+    assert printed(res.mean_squares["JMS"] * anova["df_judges"], anova["SS_judges"], 5)
+    assert printed(res.mean_squares["EMS"] * anova["df_residual"], anova["SS_residual"], 5)
+
+
+def test_icc_agrees_with_pingouin(sf_data: pd.DataFrame) -> None:
+    res = icc(sf_data, targets="target", raters="judge", ratings="rating")
+    pg = pingouin.intraclass_corr(sf_data, targets="target", raters="judge", ratings="rating")
+    np.testing.assert_allclose(res.table["estimate"], pg["ICC"], atol=1e-10)
+    np.testing.assert_allclose(res.table["F"], pg["F"], atol=1e-10)
+    np.testing.assert_allclose(res.table["p_value"], pg["pval"], atol=1e-12)
+
+
+def test_icc_form_aliases_and_table(sf_data: pd.DataFrame) -> None:
+    res = icc(sf_data, targets="target", raters="judge", ratings="rating", confidence=0.9)
+    assert list(res.table.index) == FORMS
+    assert {"estimate", "F", "df1", "df2", "p_value", "ci_low", "ci_high"} <= set(res.table)
+    assert res.form("ICC(A,1)") == res.form("ICC2") == res.form("icc(2,1)")
+    assert res.form("ICC(C,k)").estimate == res.form("ICC3k").estimate
+    narrower = res.form("ICC3")
+    wider = icc(sf_data, targets="target", raters="judge", ratings="rating").form("ICC3")
+    assert wider.ci_low < narrower.ci_low < narrower.ci_high < wider.ci_high
+    with pytest.raises(DataError, match=r"unknown ICC form 'ICC4'; pass one of"):
+        res.form("ICC4")
+
+
+def test_icc_refuses_unbalanced_data(sf_data: pd.DataFrame) -> None:
+    unbalanced = sf_data.drop(index=5)  # target 2, judge 2
+    with pytest.raises(
+        DataError,
+        match=r"the ICC needs balanced data \(every target rated by every rater\), but 1 of 24 "
+        r"target x rater cells are empty \(e.g. target=2, judge=2\); drop incomplete targets",
+    ):
+        icc(unbalanced, targets="target", raters="judge", ratings="rating")
+    with_nan = sf_data.assign(rating=sf_data["rating"].where(sf_data.index != 5))
+    with pytest.raises(DataError, match="the ICC needs balanced data"):
+        icc(with_nan, targets="target", raters="judge", ratings="rating")
+
+
+def test_icc_refuses_one_rater_constant_missing_column_and_duplicates(
+    sf_data: pd.DataFrame,
+) -> None:
+    one = sf_data[sf_data["judge"] == 1]
+    with pytest.raises(
+        DataError,
+        match=r"raters column 'judge' has 1 distinct value\(s\) \(\[1\]\); "
+        r"this analysis needs at least 2",
+    ):
+        icc(one, targets="target", raters="judge", ratings="rating")
+    with pytest.raises(
+        DataError, match=r"ratings column 'rating' is constant \(every value is 3\)"
+    ):
+        icc(sf_data.assign(rating=3), targets="target", raters="judge", ratings="rating")
+    with pytest.raises(DataError, match=r"column\(s\) ratings='score' not in the data frame"):
+        icc(sf_data, targets="target", raters="judge", ratings="score")
+    doubled = pd.concat([sf_data, sf_data.iloc[:1]])
+    with pytest.raises(
+        DataError,
+        match=r"1 \(target, judge\) pairs appear more than once \(e.g. target=1, judge=1\)",
+    ):
+        icc(doubled, targets="target", raters="judge", ratings="rating")
+    text = sf_data.assign(rating=sf_data["rating"].astype(str).replace("9", "nine"))
+    with pytest.raises(DataError, match=r"ratings column 'rating' has non-numeric value 'nine'"):
+        icc(text, targets="target", raters="judge", ratings="rating")
+
+
+def test_icc_refuses_perfect_agreement_rather_than_nan() -> None:
+    perfect = pd.DataFrame(
+        {"t": [1, 1, 2, 2, 3, 3], "r": ["a", "b"] * 3, "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    )
+    with pytest.raises(DataError, match="the residual mean square is 0"):
+        icc(perfect, targets="t", raters="r", ratings="y")

@@ -1,0 +1,267 @@
+"""Tests of studyhub.stats.kappa (Fleiss' and Cohen's kappa) against published reference numbers.
+
+Reference data live in tests/data/reference/<folder>/ (CSV, expected.json and
+SOURCE.md copied unchanged from the project's reference collection). Every
+expected value carries its source in a comment beside the assertion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats import inter_rater
+
+from studyhub.errors import DataError
+from studyhub.stats.kappa import cohen_kappa, fleiss_kappa
+from tests.stats.helpers import REFERENCE, expected, printed
+
+# --------------------------------------------------------------------------- Fleiss' kappa
+
+
+@pytest.fixture(scope="module")
+def diagnoses() -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / "fleiss_kappa_1971_diagnoses" / "ratings_long.csv")
+
+
+def test_fleiss_kappa_matches_fleiss_1971(diagnoses: pd.DataFrame) -> None:
+    res = fleiss_kappa(diagnoses, subjects="subject", raters="rater", ratings="category")
+    paper = expected("fleiss_kappa_1971_diagnoses")["published_fleiss_1971"]
+    assert res.n_subjects == 30 and res.n_raters_per_subject == 6
+    # Fleiss (1971) Psychol Bull 76:378-382, worked example, 3 decimals: kappa .430
+    assert printed(res.estimate, paper["kappa"], 3)
+    # Fleiss (1971): P-bar .556, P-e .220 (3 decimals)
+    assert printed(res.p_bar, paper["P_bar"], 3)
+    assert printed(res.p_e, paper["P_e"], 3)
+    # Fleiss (1971) per-category kappas .245 .245 .520 .471 .566 (3 decimals)
+    for cat, value in paper["per_category_kappa"].items():
+        assert printed(res.per_category["estimate"].to_dict()[int(cat)], value, 3), cat
+
+
+def test_fleiss_kappa_matches_irr(diagnoses: pd.DataFrame) -> None:
+    res = fleiss_kappa(diagnoses, subjects="subject", raters="rater", ratings="category")
+    irr = expected("fleiss_kappa_1971_diagnoses")["published_irr_R"]
+    # R irr 0.84.1 kappam.fleiss(diagnoses): Kappa = 0.4302445 (7 decimals), as recorded in
+    # statsmodels/stats/tests/test_inter_rater.py::test_fleiss_kappa_irr
+    assert printed(res.estimate, irr["kappa"], 7)
+    # irr kappam.fleiss: z = 17.65183 (5 decimals)
+    assert printed(res.z, irr["z"], 5)
+    # irr kappam.fleiss: p-value = 0 (printed as 0)
+    assert res.p_value == pytest.approx(irr["p_value"], abs=1e-12)
+
+
+def test_fleiss_kappa_matches_crosscheck(diagnoses: pd.DataFrame) -> None:
+    res = fleiss_kappa(diagnoses, subjects="subject", raters="rater", ratings="category")
+    cc = expected("fleiss_kappa_1971_diagnoses")["crosscheck_computed"]
+    # expected.json crosscheck_computed (independent numpy + statsmodels 0.15.0 fleiss_kappa)
+    assert res.estimate == pytest.approx(cc["kappa"], abs=1e-12)  # kappa 0.43024452006014074
+    assert res.p_bar == pytest.approx(cc["P_bar"], abs=1e-12)  # P_bar 0.5555555555555556
+    assert res.p_e == pytest.approx(cc["P_e"], abs=1e-12)  # P_e 0.21993827160493828
+    # category proportions 0.14444444 ... and marginal counts [26, 26, 30, 55, 43] (8 decimals)
+    np.testing.assert_allclose(
+        res.per_category["proportion"], cc["category_proportions"], atol=5e-9
+    )
+    assert res.per_category["count"].tolist() == cc["category_marginal_counts"]
+    # per-category kappas [0.24475524, ...] (8 decimals)
+    np.testing.assert_allclose(res.per_category["estimate"], cc["per_category_kappa"], atol=5e-9)
+    # Fleiss-Nee-Landis (1979) SE under H0: 0.02437393 overall, 0.04714045 per category
+    assert printed(res.se, cc["se0_overall"], 8)
+    np.testing.assert_allclose(res.per_category["se"], cc["se0_per_category"], atol=5e-9)
+    # z overall 17.65183058 and per category [5.1920428, 5.1920428, 11.03086579, ...]
+    assert printed(res.z, cc["z_overall"], 8)
+    np.testing.assert_allclose(res.per_category["z"], cc["z_per_category"], atol=5e-8)
+
+
+def test_fleiss_kappa_agrees_with_statsmodels_on_random_data() -> None:
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 4, 50)
+    rows = [
+        (s, r, int(truth[s]) if rng.random() < 0.6 else int(rng.integers(0, 4)))
+        for s in range(50)
+        for r in range(5)
+    ]
+    data = pd.DataFrame(rows, columns=["s", "r", "y"])
+    res = fleiss_kappa(data, subjects="s", raters="r", ratings="y")
+    table = pd.crosstab(data["s"], data["y"]).to_numpy()
+    assert res.estimate == pytest.approx(inter_rater.fleiss_kappa(table), abs=1e-12)
+
+
+def test_fleiss_kappa_errors(diagnoses: pd.DataFrame) -> None:
+    with pytest.raises(
+        DataError,
+        match=r"Fleiss' kappa needs the same number of ratings per subject, but it ranges "
+        r"from 5 \(subject=1\) to 6",
+    ):
+        fleiss_kappa(diagnoses.iloc[1:], subjects="subject", raters="rater", ratings="category")
+    with pytest.raises(DataError, match=r"raters column 'rater' has 1 distinct value\(s\)"):
+        fleiss_kappa(
+            diagnoses[diagnoses["rater"] == 1],
+            subjects="subject",
+            raters="rater",
+            ratings="category",
+        )
+    with pytest.raises(
+        DataError,
+        match=r"ratings column 'category' has 1 distinct value\(s\) \(\[2\]\); this analysis "
+        r"needs at least 2",
+    ):
+        fleiss_kappa(
+            diagnoses.assign(category=2), subjects="subject", raters="rater", ratings="category"
+        )
+    with pytest.raises(DataError, match=r"column\(s\) subjects='patient' not in the data frame"):
+        fleiss_kappa(diagnoses, subjects="patient", raters="rater", ratings="category")
+
+
+# --------------------------------------------------------------------------- Cohen's kappa
+
+
+@pytest.fixture(scope="module")
+def table10() -> pd.DataFrame:
+    """The SAS 3x3 table expanded to long data: one row per subject and rater."""
+    table = pd.read_csv(REFERENCE / "cohens_kappa_sas_table10" / "table.csv", index_col=0)
+    rows: list[tuple[int, str, int]] = []
+    subject = 0
+    for i, cat1 in enumerate(table.index):
+        for j in range(table.shape[1]):
+            for _ in range(int(table.to_numpy()[i, j])):
+                rows += [(subject, "rater1", int(cat1)), (subject, "rater2", j + 1)]
+                subject += 1
+    return pd.DataFrame(rows, columns=["subject", "rater", "category"])
+
+
+def test_cohen_kappa_matches_sas_unweighted(table10: pd.DataFrame) -> None:
+    res = cohen_kappa(table10, subjects="subject", raters="rater", ratings="category")
+    sas = expected("cohens_kappa_sas_table10")["published_sas_unweighted"]
+    assert res.n_subjects == 19
+    assert res.table.to_numpy().tolist() == [[0, 4, 1], [0, 8, 0], [0, 1, 5]]
+    # SAS PROC FREQ AGREE printout (statsmodels test_inter_rater.py, UnweightedCohens res10_sas),
+    # 4 decimals: kappa 0.4842, ASE 0.1380, 95% CI 0.2137-0.7547
+    assert printed(res.estimate, sas["kappa"], 4)
+    assert printed(res.ase, sas["ase"], 4)
+    assert printed(res.ci_low, sas["ci95"][0], 4)
+    assert printed(res.ci_high, sas["ci95"][1], 4)
+    # SAS (res10_sash0): ASE under H0 0.1484, Z 3.2626, one-sided p 0.0006, two-sided p 0.0011
+    assert printed(res.ase_h0, sas["ase_h0"], 4)
+    assert printed(res.z, sas["z"], 4)
+    assert printed(res.p_value_one_sided, sas["p_one_sided"], 4)
+    assert printed(res.p_value, sas["p_two_sided"], 4)
+
+
+def test_cohen_kappa_matches_sas_linear_weights(table10: pd.DataFrame) -> None:
+    res = cohen_kappa(
+        table10, subjects="subject", raters="rater", ratings="category", weights="linear"
+    )
+    sas = expected("cohens_kappa_sas_table10")["published_sas_weighted_linear"]
+    # SAS PROC FREQ weighted kappa, Cicchetti-Allison weights (statsmodels test_inter_rater.py,
+    # TestWeightedCohens), 4 decimals: kappa 0.4701, ASE 0.1457, 95% CI 0.1845-0.7558
+    assert printed(res.estimate, sas["kappa"], 4)
+    assert printed(res.ase, sas["ase"], 4)
+    assert printed(res.ci_low, sas["ci95"][0], 4)
+    assert printed(res.ci_high, sas["ci95"][1], 4)
+    # SAS: ASE under H0 0.1426, Z 3.2971, one-sided p 0.0005, two-sided p 0.0010
+    assert printed(res.ase_h0, sas["ase_h0"], 4)
+    assert printed(res.z, sas["z"], 4)
+    assert printed(res.p_value_one_sided, sas["p_one_sided"], 4)
+    assert printed(res.p_value, sas["p_two_sided"], 4)
+
+
+def test_cohen_kappa_matches_crosscheck(table10: pd.DataFrame) -> None:
+    cc = expected("cohens_kappa_sas_table10")["crosscheck_computed"]
+    kw: dict[str, Any] = {"subjects": "subject", "raters": "rater", "ratings": "category"}
+    unweighted = cohen_kappa(table10, **kw)
+    linear = cohen_kappa(table10, weights="linear", **kw)
+    quadratic = cohen_kappa(table10, weights="quadratic", **kw)
+    # expected.json crosscheck_computed (Fleiss-Cohen-Everitt 1969 numpy + statsmodels 0.15.0)
+    # unweighted: kappa 0.48416289592760187, ase 0.1380135783, ase_h0 0.1483982819
+    assert unweighted.estimate == pytest.approx(cc["unweighted"]["kappa"], abs=1e-12)
+    assert printed(unweighted.ase, cc["unweighted"]["ase"], 10)
+    assert printed(unweighted.ase_h0, cc["unweighted"]["ase_h0"], 10)
+    # linear: kappa 0.4701195219123506, ase 0.1457460451, ase_h0 0.1425850776
+    assert linear.estimate == pytest.approx(cc["linear"]["kappa"], abs=1e-12)
+    assert printed(linear.ase, cc["linear"]["ase"], 10)
+    assert printed(linear.ase_h0, cc["linear"]["ase_h0"], 10)
+    # quadratic (computed, not published): kappa 0.4501607717041801, ase 0.1922326634,
+    # ase_h0 0.1879194683, CI 0.073392-0.826930, z 2.3955
+    q = cc["quadratic_not_published"]
+    assert quadratic.estimate == pytest.approx(q["kappa"], abs=1e-12)
+    assert printed(quadratic.ase, q["ase"], 10)
+    assert printed(quadratic.ase_h0, q["ase_h0"], 10)
+    assert printed(quadratic.ci_low, q["ci95"][0], 6)
+    assert printed(quadratic.ci_high, q["ci95"][1], 6)
+    assert printed(quadratic.z, q["z"], 4)
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+def test_cohen_kappa_agrees_with_statsmodels_on_random_data(weights: Any) -> None:
+    rng = np.random.default_rng(11)
+    a = rng.integers(1, 6, 80)
+    b = np.clip(a + rng.integers(-1, 2, 80), 1, 5)
+    data = pd.DataFrame(
+        {"s": np.tile(np.arange(80), 2), "r": np.repeat(["x", "y"], 80), "y": np.r_[a, b]}
+    )
+    res = cohen_kappa(data, subjects="s", raters="r", ratings="y", weights=weights)
+    table = pd.crosstab(a, b).reindex(index=range(1, 6), columns=range(1, 6), fill_value=0)
+    sm = inter_rater.cohens_kappa(table.to_numpy(), wt=weights)
+    assert res.estimate == pytest.approx(sm.kappa, abs=1e-12)
+    assert res.ase == pytest.approx(sm.std_kappa, abs=1e-12)
+    assert res.ase_h0 == pytest.approx(sm.std_kappa0, abs=1e-12)
+
+
+def test_cohen_kappa_uses_category_values_as_scores() -> None:
+    # Unequally spaced numeric categories: linear weights use the values (SAS default).
+    pairs = [(0, 1), (1, 10), (10, 10), (0, 0), (1, 1), (1, 0), (10, 1), (0, 0)]
+    data = pd.DataFrame(
+        [(s, r, v) for s, pair in enumerate(pairs) for r, v in zip("ab", pair, strict=True)],
+        columns=["s", "r", "y"],
+    )
+    res = cohen_kappa(data, subjects="s", raters="r", ratings="y", weights="linear")
+    assert res.categories == [0, 1, 10]
+    with_scale = cohen_kappa(
+        data, subjects="s", raters="r", ratings="y", weights="linear", categories=[0, 1, 10, 20]
+    )
+    assert with_scale.table.shape == (4, 4)
+    assert with_scale.estimate == pytest.approx(res.estimate)  # weighted kappa is scale-free
+    ranks = cohen_kappa(
+        data.assign(y=data["y"].map({0: 0, 1: 1, 10: 2})),
+        subjects="s",
+        raters="r",
+        ratings="y",
+        weights="linear",
+    )
+    assert ranks.estimate != pytest.approx(res.estimate)  # spacing 0-1-10 is not 0-1-2
+
+
+def test_cohen_kappa_errors(table10: pd.DataFrame) -> None:
+    kw: dict[str, Any] = {"subjects": "subject", "raters": "rater", "ratings": "category"}
+    three = pd.concat(
+        [table10, table10[table10["rater"] == "rater1"].assign(rater="rater3")],
+        ignore_index=True,
+    )
+    with pytest.raises(
+        DataError,
+        match=r"raters column 'rater' has 3 distinct values \(\['rater1', 'rater2', 'rater3'\]\); "
+        r"Cohen's kappa needs exactly 2 raters; use fleiss_kappa or krippendorff_alpha",
+    ):
+        cohen_kappa(three, **kw)
+    with pytest.raises(
+        DataError,
+        match=r"raters column 'rater' has 1 distinct value\(s\) \(\['rater1'\]\); "
+        r"this analysis needs at least 2",
+    ):
+        cohen_kappa(table10[table10["rater"] == "rater1"], **kw)
+    with pytest.raises(
+        DataError,
+        match=r"1 subject\(s\) are rated by only one of the two raters \(e.g. subject=0\); "
+        r"Cohen's kappa needs paired ratings",
+    ):
+        cohen_kappa(table10.iloc[1:], **kw)
+    with pytest.raises(DataError, match=r"ratings column 'category' has 1 distinct value\(s\)"):
+        cohen_kappa(table10.assign(category=2), **kw)
+    with pytest.raises(DataError, match=r"weights is 'cubic'; pass None \(unweighted\)"):
+        cohen_kappa(table10, weights="cubic", **kw)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"value\(s\) \[3\] that are not in categories=\[1, 2\]"):
+        cohen_kappa(table10, categories=[1, 2], **kw)
+    with pytest.raises(DataError, match=r"confidence is 95; pass a level strictly between 0"):
+        cohen_kappa(table10, confidence=95, **kw)
