@@ -18,6 +18,7 @@ from rich.table import Table
 
 from studyhub import __version__
 from studyhub.commands import cases as cases_commands
+from studyhub.commands import explain as explain_commands
 from studyhub.commands import plan as plan_commands
 from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
@@ -224,6 +225,7 @@ def audit_verify() -> None:
 
 cases_commands.register_commands(app, state, out)
 plan_commands.register_commands(app, out)
+explain_commands.register_commands(app, state, out)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,8 +108,15 @@ def test_console_script_runs() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_demo_registers_the_example(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_and_a_rerun_does_no_work(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("demo", "--out", str(tmp_path / "demo"))
     assert result.exit_code == 0, result.output
+    assert "40 cases enrolled" in result.stdout
+    assert re.search(r"160 stimuli computed in \d+ s \(0 existed\)", result.stdout)  # 40 x 4 arms
     assert "audit chain OK" in result.stdout
     assert (tmp_path / "demo" / "studyhub.db").exists()
+    again = cli("demo", "--out", str(tmp_path / "demo"))
+    assert again.exit_code == 0, again.output
+    assert "40 cases already enrolled" in again.stdout
+    assert re.search(r"\b0 stimuli computed in \d+ s \(160 existed\)", again.stdout)

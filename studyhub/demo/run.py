@@ -1,4 +1,8 @@
-"""The demo study, end to end as far as the pipeline goes."""
+"""The demo study, end to end as far as the pipeline goes today.
+
+register -> sample (retrospective, with the sampling report) -> explain (every
+arm for every case) -> status and audit-chain check. Reruns skip finished steps.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,37 @@ DEMO_PROTOCOL = Path(__file__).resolve().parents[2] / "protocols" / "inspection_
 
 
 def run_demo(out_dir: Path, *, console: Console, protocol: Path = DEMO_PROTOCOL) -> None:
-    """Validate and register the demo protocol in ``out_dir``, then report its status."""
+    """Register, sample and explain the demo study in ``out_dir``, then report."""
+    from studyhub.cases.enroll import sample_retrospective
+    from studyhub.commands.cases import print_sampling_report
+    from studyhub.explain.pipeline import explain_study
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = out_dir / "data"
     files = load_study(protocol)
-    console.print(f"[1/3] protocol {files.protocol.id} and plan {files.plan.id} are valid")
+    console.print(f"[1/4] protocol {files.protocol.id} and plan {files.plan.id} are valid")
     store = open_store(f"sqlite:///{out_dir / 'studyhub.db'}")
     try:
         reg = register(store, files, actor="demo")
         verb = "registered" if reg.created else "already registered"
-        console.print(f"[2/3] study {reg.study_id} {verb}: hash {reg.registration_hash}")
+        console.print(f"[2/4] study {reg.study_id} {verb}: hash {reg.registration_hash}")
+        sampled = sample_retrospective(store, reg.study_id, data_dir=data_dir, actor="demo")
+        verb = "already enrolled" if sampled.already_done else "enrolled"
+        console.print(f"[3/4] {len(sampled.enrolled)} cases {verb}")
+        print_sampling_report(sampled.report, console)
+        with console.status("[4/4] explaining every arm for every case ..."):
+            summary = explain_study(store, reg.study_id, data_dir=data_dir, actor="demo")
+        console.print(
+            f"[4/4] {summary.computed} stimuli computed in {summary.seconds:.0f} s "
+            f"({summary.existing} existed)"
+        )
         st = status(store, reg.study_id)
         with store.session() as s:
             chain = verify_chain(s)
     finally:
         store.dispose()
-    console.print(f"[3/3] state {st.state}; {chain.render()}")
+    console.print(f"state {st.state}; {st.counts['stimuli']} stimuli; {chain.render()}")
     console.print(f"database: {out_dir / 'studyhub.db'}")
+    console.print(
+        "next (coming): assign raters and serve the blinded rating app, then analyze and package"
+    )

@@ -124,6 +124,10 @@ def _join(terms: list[str]) -> str:
     return terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + " and " + terms[-1]
 
 
+def _area(fraction: float) -> str:
+    return "under 1%" if fraction < 0.01 else f"{round(fraction * 100)}%"
+
+
 def narrate(
     attribution: object,
     mask: object | None = None,
@@ -135,7 +139,8 @@ def narrate(
     background_label: int = 0,
     border_fraction: float = 0.08,
     border_threshold: float = 0.4,
-    marker_threshold: float = 0.15,
+    marker_threshold: float = 0.05,
+    marker_enrichment: float = 5.0,
     outside_threshold: float = 0.5,
     uncertainty: object | None = None,
     uncertainty_threshold: float = 0.5,
@@ -168,6 +173,11 @@ def narrate(
     border_threshold, marker_threshold, outside_threshold : float
         A flag is raised when its share is strictly above the threshold. The
         ``outside`` flag needs a labelled region that is not a marker.
+    marker_enrichment : float, default 5.0
+        The ``marker`` flag also needs the markers' share of the attribution to be
+        at least this many times their share of the image's area: a stamp covering
+        0.5% of the image that draws 9% of the evidence is flagged, a large ruler
+        that draws its area's worth is not.
     uncertainty : array-like, optional
         ``(H, W)`` uncertainty map on the same scale as ``uncertainty_threshold``.
     uncertainty_threshold : float, default 0.5
@@ -227,13 +237,20 @@ def narrate(
         else:
             sentences.append("The image has no labelled region.")
         markers = [v for v in present if v in set(marker_labels)]
-        marker_share = float(positive[np.isin(labels, markers)].sum()) / total
-        if markers and marker_share > marker_threshold:
+        on_marker = np.isin(labels, markers)
+        marker_share = float(positive[on_marker].sum()) / total
+        marker_area = float(on_marker.mean())
+        if (
+            markers
+            and marker_share > marker_threshold
+            and marker_share >= marker_enrichment * marker_area
+        ):
             flags.append("marker")
             names = _join(sorted({term(v) for v in markers}))
             sentences.append(
                 f"Caution: {round(marker_share * 100)}% of the positive attribution lies on "
-                f"the {names}, a marker rather than a finding."
+                f"the {names}, which covers {_area(marker_area)} of the image: a marker "
+                "rather than a finding."
             )
         findings = [v for v in present if v not in set(marker_labels)]
         if findings and outside_share > outside_threshold:

@@ -87,6 +87,16 @@ class DataSource(Strict):
         description="plain domain words for labels and mask regions, used in narratives "
         "(e.g. pit: 'pitting corrosion')",
     )
+    mask_labels: dict[int, Identifier] = Field(
+        default_factory=dict,
+        description="region mask value -> region name (e.g. 1: crack, 4: stamp); a region "
+        "named like a class label is that class's region",
+    )
+    marker_regions: list[Identifier] = Field(
+        default_factory=list,
+        description="regions that are markers, not findings (stamps, rulers, pen marks): "
+        "attribution on them is flagged as a likely confounder",
+    )
     image_column: str = Field(default="image_path", description="manifest column of image paths")
     label_column: str = Field(default="label", description="manifest column of class labels")
     mask_column: str | None = Field(
@@ -103,6 +113,16 @@ class DataSource(Strict):
         le=100_000,
         description="kind demo only: how many synthetic cases each split holds",
     )
+
+    @model_validator(mode="after")
+    def _markers_are_regions(self) -> DataSource:
+        unknown = [m for m in self.marker_regions if m not in self.mask_labels.values()]
+        if unknown:
+            raise ValueError(
+                f"marker_regions {unknown} are not named in mask_labels "
+                f"{sorted(self.mask_labels.values())}; name them in mask_labels first"
+            )
+        return self
 
     @model_validator(mode="after")
     def _path_needed(self) -> DataSource:

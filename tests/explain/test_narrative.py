@@ -39,10 +39,14 @@ def test_region_shares_by_hand() -> None:
         "64% of the positive attribution lies on the crack, 22% on the stamp mark, "
         "14% elsewhere." in story.text
     )
-    # 22% on the stamp mark is above the 15% marker threshold.
+    # 22% on the stamp mark is above the 5% marker threshold and over 5 times its
+    # 4% share of the area (4 of 100 pixels).
     assert story.flags == ["marker"]
     assert story.marker_share == pytest.approx(0.22)
-    assert "22% of the positive attribution lies on the stamp mark, a marker" in story.text
+    assert (
+        "22% of the positive attribution lies on the stamp mark, which covers 4% of the "
+        "image: a marker" in story.text
+    )
     # Border band of a 10-pixel side at 8%: round(0.8) = 1 pixel. It holds three
     # stamp pixels (0,0), (0,1), (1,0): 3 × 0.055 = 0.165, under the 40% threshold.
     assert story.border_share == pytest.approx(0.165)
@@ -78,6 +82,23 @@ def test_stamp_flag_raises_on_a_stamp_map_and_stays_silent_otherwise() -> None:
     clean = narrate(a, mask, region_terms=MASK_LABELS, marker_labels=[STAMP_LABEL])
     assert clean.flags == []
     assert "Caution" not in clean.text
+
+
+def test_marker_flag_needs_evidence_out_of_proportion_to_the_markers_area() -> None:
+    mask = np.zeros((10, 10), dtype=np.uint8)
+    mask[:, :5] = STAMP_LABEL  # a large marker: half the image
+    a = np.ones((10, 10))  # evidence spread evenly: the marker holds its area's worth
+    even = narrate(a, mask, region_terms=MASK_LABELS, marker_labels=[STAMP_LABEL])
+    assert even.marker_share == pytest.approx(0.5)
+    assert "marker" not in even.flags
+    small = np.zeros((10, 10), dtype=np.uint8)
+    small[0, 0] = STAMP_LABEL  # 1% of the area draws 10% of the evidence
+    b = np.ones((10, 10))
+    b[0, 0] = 11.0
+    spiky = narrate(b, small, region_terms=MASK_LABELS, marker_labels=[STAMP_LABEL])
+    assert spiky.marker_share == pytest.approx(0.1)
+    assert "marker" in spiky.flags
+    assert "which covers 1% of the image" in spiky.text
 
 
 def test_border_flag_raises_on_a_frame_and_stays_silent_on_a_uniform_map() -> None:

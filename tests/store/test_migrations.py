@@ -50,3 +50,37 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:  # type: i
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     finally:
         s.dispose()
+
+
+def test_upgrading_an_old_database_keeps_its_data(db_url: str, demo_copy) -> None:  # type: ignore[no-untyped-def]
+    """A database made by the first release migrates forward with its rows intact."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from studyhub.protocol import load_study
+    from studyhub.store.audit import verify_chain
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import register
+
+    engine = create_engine(db_url)
+    cfg = alembic_config(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    # write with the 0001 schema: the stimulus table has no original_png yet
+    old = open_store(db_url, migrate=False)
+    try:
+        register(old, load_study(demo_copy), actor="v0.1")
+    finally:
+        old.dispose()
+    new = open_store(db_url)
+    try:
+        with new.engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM study")).scalar() == "inspection_demo"
+            cols = {c["name"] for c in inspect(conn).get_columns("stimulus")}
+            assert {"original_png", "overlay_png", "seed", "duration_ms"} <= cols
+        with new.session() as s:
+            assert verify_chain(s).ok
+    finally:
+        new.dispose()

@@ -1,0 +1,402 @@
+"""Turning one arm and a batch of cases into finished stimuli (no database here).
+
+For each case: the attribution (raw array and its hash), the attribution
+uncertainty, the standard rendering (stimulus, original, overlay layer), the
+narrative, the quantitative metrics and the provenance an auditor needs to
+trace the stimulus back to the exact model, method, parameters and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import captum
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from studyhub import __version__
+from studyhub.errors import InputError
+from studyhub.explain.arms import build_arm
+from studyhub.explain.arms._base import Arm
+from studyhub.explain.cues import ConfidenceCue
+from studyhub.explain.metrics import (
+    deletion_auc,
+    infidelity,
+    insertion_auc,
+    pointing_game,
+    randomization_rank_correlation,
+    relevance_mass,
+    sensitivity_max,
+    top_k_iou,
+)
+from studyhub.explain.narrative import narrate
+from studyhub.explain.render import render_original, render_overlay_layer, render_stimulus
+from studyhub.explain.uncertainty import attribution_uncertainty
+from studyhub.protocol.schema import Protocol
+
+__all__ = [
+    "CaseInput",
+    "StimulusOutput",
+    "array_bytes",
+    "array_from_bytes",
+    "attribution_sha256",
+    "compute_stimuli",
+    "item_seed",
+    "recompute_attributions",
+]
+
+#: Gradient methods whose weight-randomized twin is computed for the sanity check.
+_RANDOMIZABLE = (
+    "integrated_gradients",
+    "saliency",
+    "smoothgrad",
+    "gradient_shap",
+    "deeplift",
+    "gradcam",
+    "guided_gradcam",
+)
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """What the computation needs of one enrolled case."""
+
+    case_key: str
+    image: np.ndarray  # as loaded, [0, 1]
+    image_sha256: str
+    mask: np.ndarray | None
+    target: int  # predicted class index: the explanation explains the model's decision
+    target_label: str
+    probability: float  # calibrated probability of the target class
+
+
+@dataclass
+class StimulusOutput:
+    """One finished stimulus."""
+
+    case_key: str
+    seed: int
+    attribution: np.ndarray | None
+    attribution_sha256: str | None
+    image_png: bytes
+    original_png: bytes
+    overlay_png: bytes | None
+    narrative: str
+    metrics: dict[str, Any]
+    provenance: dict[str, Any]
+    duration_ms: float = 0.0
+    flags: list[str] = field(default_factory=list)
+
+
+def item_seed(protocol_seed: int, case_key: str, arm_key: str) -> int:
+    """The seed of one stimulus: a pure function of the protocol seed, case and arm."""
+    digest = hashlib.sha256(f"{protocol_seed}|{case_key}|{arm_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def array_bytes(array: np.ndarray) -> bytes:
+    """A float32 array as ``.npy`` bytes (dtype and shape kept, little-endian)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype="<f4"), allow_pickle=False)
+    return buf.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    """Inverse of :func:`array_bytes`."""
+    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+
+
+def attribution_sha256(array: np.ndarray) -> str:
+    """SHA-256 over the shape and the little-endian float32 values."""
+    arr = np.ascontiguousarray(array, dtype="<f4")
+    digest = hashlib.sha256(f"{arr.shape}".encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """The image as the renderer draws it: grayscale (H, W) in [0, 1]."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3:
+        img = img[..., :3] @ np.array([0.299, 0.587, 0.114]) if img.shape[-1] >= 3 else img[..., 0]
+    return np.clip(img, 0.0, 1.0)
+
+
+def _region_ids(protocol: Protocol, label: str) -> list[int]:
+    return [value for value, name in protocol.data.mask_labels.items() if name == label]
+
+
+def _mask_metrics(
+    attr: np.ndarray, mask: np.ndarray | None, regions: list[int], top_k: float
+) -> dict[str, Any]:
+    if mask is None or not regions or not np.isin(mask, regions).any():
+        return {"pointing_game": None, "relevance_mass": None, "top_k_iou": None}
+    if float(np.clip(attr, 0, None).sum()) <= 0:
+        return {"pointing_game": None, "relevance_mass": None, "top_k_iou": None}
+    return {
+        "pointing_game": bool(pointing_game(attr, mask, labels=regions)),
+        "relevance_mass": float(relevance_mass(attr, mask, labels=regions)),
+        "top_k_iou": float(top_k_iou(attr, mask, percent=top_k, labels=regions)),
+    }
+
+
+def compute_stimuli(
+    *,
+    protocol: Protocol,
+    arm_key: str,
+    method: str,
+    params: Mapping[str, Any],
+    model: nn.Module,
+    preprocess: Callable[[np.ndarray], Tensor],
+    weights_sha256: str,
+    entry_point: str,
+    cases: Sequence[CaseInput],
+    device: str = "cpu",
+    metrics: bool = True,
+) -> list[StimulusOutput]:
+    """Compute every stimulus of ``cases`` under one arm, as one batch.
+
+    The model must be in eval mode and is not modified (the weight-randomized
+    control works on a copy). Returns the stimuli in the order of ``cases``.
+    The batch's case keys are recorded in each provenance (``batch``): batched
+    results equal one-by-one ones only up to floating-point rounding, so a
+    bit-for-bit recomputation repeats the same batch.
+    """
+    if not cases:
+        return []
+    arm = build_arm(
+        method, model, dict(params), target_layer=protocol.model.target_layer, preprocess=preprocess
+    )
+    seeds = [item_seed(protocol.seed, c.case_key, arm_key) for c in cases]
+    inputs = torch.stack([preprocess(c.image) for c in cases]).to(device)
+    targets = torch.tensor([c.target for c in cases], device=device)
+    start = time.perf_counter()
+    raw: Tensor | None = arm.attribute(inputs, targets, seed=seeds) if arm.produces_map else None
+    batch_ms = (time.perf_counter() - start) * 1000.0
+    maps = None if raw is None else raw.detach().float().sum(dim=1).cpu().numpy()
+    uncertainty = None
+    if raw is not None and protocol.cues.show_uncertainty:
+        uncertainty = (
+            attribution_uncertainty(
+                arm, inputs, targets, n_samples=protocol.cues.uncertainty_samples, seed=seeds
+            )
+            .cpu()
+            .numpy()
+        )
+    twins = (
+        _randomized_twins(arm, method, params, model, preprocess, protocol, inputs, targets, seeds)
+        if metrics
+        else None
+    )
+    black = preprocess(np.zeros_like(cases[0].image, dtype=np.float32)).to(device)
+    outputs: list[StimulusOutput] = []
+    for i, case in enumerate(cases):
+        attr = None if maps is None else maps[i]
+        outputs.append(
+            _one(
+                protocol=protocol,
+                arm=arm,
+                arm_key=arm_key,
+                method=method,
+                case=case,
+                seed=seeds[i],
+                attr=attr,
+                unc=None if uncertainty is None else uncertainty[i],
+                twin=None if twins is None else twins[i],
+                model=model,
+                x=inputs[i : i + 1],
+                black=black,
+                weights_sha256=weights_sha256,
+                entry_point=entry_point,
+                device=device,
+                metrics=metrics,
+                share_ms=batch_ms / len(cases),
+                batch=[c.case_key for c in cases],
+            )
+        )
+    return outputs
+
+
+def recompute_attributions(
+    *,
+    protocol: Protocol,
+    arm_key: str,
+    method: str,
+    params: Mapping[str, Any],
+    model: nn.Module,
+    preprocess: Callable[[np.ndarray], Tensor],
+    cases: Sequence[CaseInput],
+    device: str = "cpu",
+) -> list[np.ndarray | None]:
+    """Only the attributions of a batch, exactly as :func:`compute_stimuli` computes them."""
+    arm = build_arm(
+        method, model, dict(params), target_layer=protocol.model.target_layer, preprocess=preprocess
+    )
+    if not arm.produces_map:
+        return [None] * len(cases)
+    seeds = [item_seed(protocol.seed, c.case_key, arm_key) for c in cases]
+    inputs = torch.stack([preprocess(c.image) for c in cases]).to(device)
+    targets = torch.tensor([c.target for c in cases], device=device)
+    maps = arm.attribute(inputs, targets, seed=seeds).detach().float().sum(dim=1).cpu().numpy()
+    return list(maps)
+
+
+def _randomized_twins(
+    arm: Arm,
+    method: str,
+    params: Mapping[str, Any],
+    model: nn.Module,
+    preprocess: Callable[[np.ndarray], Tensor],
+    protocol: Protocol,
+    inputs: Tensor,
+    targets: Tensor,
+    seeds: list[int],
+) -> np.ndarray | None:
+    """The same method on a weight-randomized copy of the model (Adebayo et al. 2018)."""
+    if method not in _RANDOMIZABLE:
+        return None
+    twin = build_arm(
+        "randomized_model",
+        model,
+        {"base_method": method, **dict(params)},
+        target_layer=protocol.model.target_layer,
+        preprocess=preprocess,
+    )
+    return twin.attribute(inputs, targets, seed=seeds).detach().float().sum(dim=1).cpu().numpy()
+
+
+def _one(
+    *,
+    protocol: Protocol,
+    arm: Arm,
+    arm_key: str,
+    method: str,
+    case: CaseInput,
+    seed: int,
+    attr: np.ndarray | None,
+    unc: np.ndarray | None,
+    twin: np.ndarray | None,
+    model: nn.Module,
+    x: Tensor,
+    black: Tensor,
+    weights_sha256: str,
+    entry_point: str,
+    device: str,
+    metrics: bool,
+    share_ms: float,
+    batch: list[str],
+) -> StimulusOutput:
+    start = time.perf_counter()
+    display = _display(case.image)
+    rendering = protocol.rendering
+    original = render_original(display, rendering)
+    image_png = render_stimulus(display, attr, rendering, uncertainty=unc, cues=protocol.cues)
+    overlay = (
+        None if attr is None else render_overlay_layer(attr, rendering, image_shape=display.shape)
+    )
+    terms = dict(protocol.data.label_terms)
+    cue = ConfidenceCue.from_cues(
+        case.target_label, case.probability, protocol.cues, label_terms=terms
+    )
+    markers = [v for v, n in protocol.data.mask_labels.items() if n in protocol.data.marker_regions]
+    region_terms = {v: terms.get(n, n) for v, n in protocol.data.mask_labels.items()}
+    story = narrate(
+        attr if attr is not None else np.zeros(display.shape),
+        case.mask,
+        region_terms=region_terms,
+        label_terms=terms,
+        cue=cue,
+        marker_labels=markers,
+        uncertainty=unc,
+        highlight_percent=rendering.top_k_percent or 10.0,
+    )
+    values: dict[str, Any] = {}
+    if attr is not None:
+        values.update(
+            {
+                "region_shares": story.region_shares,
+                "marker_share": story.marker_share,
+                "border_share": story.border_share,
+                "outside_share": story.outside_share,
+                "uncertain_share": story.uncertain_share,
+            }
+        )
+        values.update(
+            _mask_metrics(
+                attr,
+                case.mask,
+                _region_ids(protocol, case.target_label),
+                rendering.top_k_percent or 10.0,
+            )
+        )
+        if twin is not None:
+            values["randomization_spearman"] = float(randomization_rank_correlation(attr, twin))
+        if metrics:
+            values.update(_faithfulness(arm, model, x, attr, case.target, black, seed))
+    digest = None if attr is None else attribution_sha256(attr)
+    provenance = {
+        "studyhub_version": __version__,
+        "model": {"entry_point": entry_point, "weights_sha256": weights_sha256},
+        "arm": arm_key,
+        "method": method,
+        "params": dict(arm.params),
+        "deterministic": bool(arm.deterministic),
+        "target_class": case.target,
+        "target_label": case.target_label,
+        "seed": seed,
+        "device": device,
+        "batch": batch,
+        "torch": torch.__version__,
+        "captum": captum.__version__,
+        "python": platform.python_version(),
+        "input_image_sha256": case.image_sha256,
+        "attribution_sha256": digest,
+        "attribution_shape": None if attr is None else list(attr.shape),
+        "rendering": rendering.model_dump(mode="json"),
+        "cues": protocol.cues.model_dump(mode="json"),
+    }
+    duration = share_ms + (time.perf_counter() - start) * 1000.0
+    provenance["duration_ms"] = round(duration, 3)
+    return StimulusOutput(
+        case_key=case.case_key,
+        seed=seed,
+        attribution=attr,
+        attribution_sha256=digest,
+        image_png=image_png,
+        original_png=original,
+        overlay_png=overlay,
+        narrative=story.text,
+        metrics=values,
+        provenance=provenance,
+        duration_ms=duration,
+        flags=list(story.flags),
+    )
+
+
+def _faithfulness(
+    arm: Arm, model: nn.Module, x: Tensor, attr: np.ndarray, target: int, black: Tensor, seed: int
+) -> dict[str, float | None]:
+    def explain(inp: Tensor, tgt: Tensor) -> Tensor:
+        return arm.attribute(inp, tgt, seed=seed)
+
+    out: dict[str, float | None] = {
+        "deletion_auc": deletion_auc(model, x, attr, target, baseline=black),
+        "insertion_auc": insertion_auc(model, x, attr, target, baseline=black),
+    }
+    try:
+        out["infidelity"] = infidelity(
+            model, explain, x, target, n_perturb_samples=8, seed=seed % 2**31
+        )
+        out["max_sensitivity"] = sensitivity_max(
+            explain, x, target, n_perturb_samples=8, seed=seed % 2**31
+        )
+    except InputError:
+        out["infidelity"] = out["max_sensitivity"] = None
+    return out

@@ -1,0 +1,342 @@
+"""``studyhub explain``: every arm for every enrolled case, stored with provenance.
+
+Idempotent: a stimulus that exists is never recomputed, so a rerun (or a run
+resumed after a crash) does only the missing work. Each batch of stimuli is
+written in one transaction with its audit event. ``verify_stimuli`` recomputes
+a random sample of stored stimuli and compares them with their stored hashes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from studyhub.cases.dataset import read_cases
+from studyhub.cases.enroll import registered_protocol
+from studyhub.cases.records import CaseRecord, load_image, load_mask
+from studyhub.errors import DataError, InputError, LifecycleError
+from studyhub.explain.compute import (
+    CaseInput,
+    StimulusOutput,
+    array_bytes,
+    array_from_bytes,
+    attribution_sha256,
+    compute_stimuli,
+    recompute_attributions,
+)
+from studyhub.models import LoadedModel, load_model
+from studyhub.protocol.schema import Protocol
+from studyhub.store import lifecycle
+from studyhub.store.audit import append_event
+from studyhub.store.db import Store
+from studyhub.store.models import Arm, Case, ModelVersion, Prediction, Stimulus, Study, utcnow
+from studyhub.store.studies import get_study
+
+__all__ = ["ExplainSummary", "VerifyReport", "explain_study", "new_code", "verify_stimuli"]
+
+#: Codes avoid look-alike characters; they are drawn from the OS's secure random source,
+#: deliberately not from the protocol seed, so nobody can recompute which code is which arm.
+CODE_ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits if c not in "O0I1L")
+
+
+def new_code(length: int) -> str:
+    """An opaque stimulus code: random, unrelated to case, arm or file."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+@dataclass
+class ExplainSummary:
+    """What an explain run did."""
+
+    study_id: str
+    computed: int = 0
+    existing: int = 0
+    per_arm: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Context:
+    study: Study
+    protocol: Protocol
+    model: LoadedModel
+    cases: list[tuple[Case, Prediction, CaseRecord]]
+    arms: list[Arm]
+
+
+def _context(store: Store, study_id: str | None, data_dir: Path, *, step: str) -> _Context:
+    with store.session() as s:
+        study = get_study(s, study_id)
+        if step == "explain":
+            lifecycle.require(study, "explain")
+        protocol, base = registered_protocol(study)
+        rows = [
+            (case, pred)
+            for case, pred in s.execute(
+                select(Case, Prediction)
+                .join(Prediction, Prediction.case_id == Case.id)
+                .where(Case.study_id == study.id, Case.enrolled.is_(True))
+                .order_by(Case.enrollment_order)
+            )
+        ]
+        arms = list(s.scalars(select(Arm).where(Arm.study_id == study.id).order_by(Arm.id)))
+        version = s.scalars(select(ModelVersion).where(ModelVersion.study_id == study.id)).first()
+    if not rows:
+        raise LifecycleError(
+            f"study {study.id!r} has no enrolled cases; enroll them first (studyhub sample or "
+            "studyhub enroll)"
+        )
+    weights = base / protocol.model.weights if protocol.model.weights else None
+    model = load_model(protocol.model.entry_point, weights)
+    if version is not None and version.weights_sha256 != model.weights_sha256:
+        raise DataError(
+            f"the model's weights changed since the cases were enrolled (enrolled with "
+            f"{version.weights_sha256[:12]}…, now {model.weights_sha256[:12]}…); restore the "
+            "registered model: explanations must come from the model that made the predictions"
+        )
+    records = {r.case_key: r for r in read_cases(protocol.data, base, cache_dir=data_dir)}
+    cases: list[tuple[Case, Prediction, CaseRecord]] = []
+    for case, pred in rows:
+        record = records.get(case.case_key)
+        if record is None:
+            raise DataError(
+                f"enrolled case {case.case_key!r} is no longer in the data source; restore it"
+            )
+        if record.image_sha256 != case.image_sha256:
+            raise DataError(
+                f"the image of enrolled case {case.case_key!r} changed since enrollment (SHA-256 "
+                f"{case.image_sha256[:12]}… then, {record.image_sha256[:12]}… now); restore it"
+            )
+        cases.append((case, pred, record))
+    return _Context(study, protocol, model, cases, arms)
+
+
+def _inputs(ctx: _Context, chunk: list[tuple[Case, Prediction, CaseRecord]]) -> list[CaseInput]:
+    labels = ctx.protocol.data.labels
+    out = []
+    for case, pred, record in chunk:
+        out.append(
+            CaseInput(
+                case_key=case.case_key,
+                image=load_image(record),
+                image_sha256=case.image_sha256,
+                mask=load_mask(record),
+                target=labels.index(pred.predicted_label),
+                target_label=pred.predicted_label,
+                probability=pred.probability_calibrated,
+            )
+        )
+    return out
+
+
+def explain_study(
+    store: Store,
+    study_id: str | None,
+    *,
+    data_dir: Path,
+    actor: str,
+    device: str = "cpu",
+    batch_size: int = 16,
+    metrics: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ExplainSummary:
+    """Compute and store every missing stimulus (case x arm) of the study."""
+    import time
+
+    if device != "cpu":
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(
+                f"--device {device} was asked for but no CUDA device is available; use --device cpu"
+            )
+    started = time.perf_counter()
+    ctx = _context(store, study_id, data_dir, step="explain")
+    ctx.model.module.to(device)
+    summary = ExplainSummary(study_id=ctx.study.id)
+    with store.session() as s:
+        done = {
+            (row.case_id, row.arm_id)
+            for row in s.execute(
+                select(Stimulus.case_id, Stimulus.arm_id).where(Stimulus.study_id == ctx.study.id)
+            )
+        }
+    total = len(ctx.cases) * len(ctx.arms)
+    finished = len(done)
+    summary.existing = len(done)
+    for arm in ctx.arms:
+        todo = [c for c in ctx.cases if (c[0].id, arm.id) not in done]
+        summary.per_arm[arm.arm_key] = 0
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            outputs = compute_stimuli(
+                protocol=ctx.protocol,
+                arm_key=arm.arm_key,
+                method=arm.method,
+                params=arm.params,
+                model=ctx.model.module,
+                preprocess=ctx.model.preprocess,
+                weights_sha256=ctx.model.weights_sha256,
+                entry_point=ctx.model.entry_point,
+                cases=_inputs(ctx, chunk),
+                device=device,
+                metrics=metrics,
+            )
+            _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
+            summary.computed += len(outputs)
+            summary.per_arm[arm.arm_key] += len(outputs)
+            finished += len(outputs)
+            if progress is not None:
+                progress(arm.arm_key, finished, total)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _store_batch(
+    store: Store,
+    ctx: _Context,
+    arm: Arm,
+    chunk: list[tuple[Case, Prediction, CaseRecord]],
+    outputs: list[StimulusOutput],
+    *,
+    actor: str,
+) -> None:
+    length = ctx.protocol.blinding.code_length
+    with store.write() as s:
+        study = get_study(s, ctx.study.id)
+        lifecycle.require(study, "explain")
+        taken = set(s.scalars(select(Stimulus.code).where(Stimulus.study_id == study.id)))
+        ids: list[int] = []
+        for (case, _pred, _rec), out in zip(chunk, outputs, strict=True):
+            code = new_code(length)
+            while code in taken:
+                code = new_code(length)
+            taken.add(code)
+            row = Stimulus(
+                study_id=study.id,
+                case_id=case.id,
+                arm_id=arm.id,
+                code=code,
+                image_png=out.image_png,
+                original_png=out.original_png,
+                overlay_png=out.overlay_png,
+                attribution=None if out.attribution is None else array_bytes(out.attribution),
+                attribution_sha256=out.attribution_sha256,
+                provenance=out.provenance,
+                metrics=out.metrics,
+                narrative=out.narrative,
+                seed=out.seed,
+                duration_ms=out.duration_ms,
+                created_at=utcnow(),
+            )
+            s.add(row)
+            s.flush()
+            ids.append(row.id)
+        append_event(
+            s,
+            actor=actor,
+            action="explain",
+            study_id=study.id,
+            payload={
+                "arm": arm.arm_key,
+                "stimuli": ids,
+                "attribution_sha256": [o.attribution_sha256 for o in outputs],
+            },
+        )
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of recomputing stored stimuli."""
+
+    checked: int
+    matched: int
+    rows: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.checked == self.matched
+
+
+#: Stochastic arms are reproducible from their seed up to floating-point reduction order.
+STOCHASTIC_RTOL = 1e-4
+STOCHASTIC_ATOL_SHARE = 1e-5
+
+
+def verify_stimuli(
+    store: Store, study_id: str | None, n: int, *, data_dir: Path, device: str = "cpu"
+) -> VerifyReport:
+    """Recompute ``n`` random stored stimuli and compare them with their stored hashes.
+
+    Deterministic methods must match bit for bit on the device that made them;
+    stochastic ones (given their stored seed) within ``STOCHASTIC_RTOL`` relative
+    and ``STOCHASTIC_ATOL_SHARE`` of the map's largest magnitude.
+    """
+    if n < 1:
+        raise InputError(f"--verify {n}: give the number of stimuli to recompute (at least 1)")
+    ctx = _context(store, study_id, data_dir, step="verify")
+    with store.session() as s:
+        stimuli = list(
+            s.scalars(
+                select(Stimulus).where(
+                    Stimulus.study_id == ctx.study.id, Stimulus.attribution.is_not(None)
+                )
+            )
+        )
+    if not stimuli:
+        raise LifecycleError(
+            f"study {ctx.study.id!r} has no stored stimuli to verify; run studyhub explain"
+        )
+    rng = np.random.default_rng(secrets.randbits(64))
+    picked = rng.choice(len(stimuli), size=min(n, len(stimuli)), replace=False)
+    by_key = {c.case_key: (c, p, r) for c, p, r in ctx.cases}
+    by_id = {c.id: c.case_key for c, _p, _r in ctx.cases}
+    arms = {a.id: a for a in ctx.arms}
+    rows: list[dict[str, Any]] = []
+    for i in picked:
+        stim = stimuli[int(i)]
+        arm = arms[stim.arm_id]
+        key = by_id[stim.case_id]
+        batch_keys = [k for k in stim.provenance.get("batch", [key]) if k in by_key] or [key]
+        maps = recompute_attributions(
+            protocol=ctx.protocol,
+            arm_key=arm.arm_key,
+            method=arm.method,
+            params=arm.params,
+            model=ctx.model.module,
+            preprocess=ctx.model.preprocess,
+            cases=_inputs(ctx, [by_key[k] for k in batch_keys]),
+            device=device,
+        )
+        fresh = maps[batch_keys.index(key)]
+        stored = array_from_bytes(stim.attribution) if stim.attribution else None
+        deterministic = bool(stim.provenance.get("deterministic", True))
+        same_device = stim.provenance.get("device") == device
+        exact = fresh is not None and attribution_sha256(fresh) == stim.attribution_sha256
+        if exact:
+            verdict, detail = True, "identical (SHA-256)"
+        elif stored is not None and fresh is not None and (not deterministic or not same_device):
+            scale = float(np.abs(stored).max()) or 1.0
+            atol = STOCHASTIC_ATOL_SHARE * scale
+            close = np.allclose(fresh, stored, rtol=STOCHASTIC_RTOL, atol=atol)
+            diff = float(np.abs(fresh - stored).max()) / scale
+            verdict, detail = bool(close), f"max difference {diff:.2e} of the map's range"
+        else:
+            verdict, detail = False, "hash differs"
+        rows.append(
+            {
+                "stimulus": stim.code,
+                "method": arm.method,
+                "deterministic": deterministic,
+                "match": verdict,
+                "detail": detail,
+            }
+        )
+    return VerifyReport(len(rows), sum(r["match"] for r in rows), rows)
