@@ -34,6 +34,7 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "AuditHead",
+    "AuthAttempt",
     "Base",
     "Case",
     "ModelVersion",
@@ -268,6 +269,7 @@ class Assignment(Base):
     position: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
     repeat_of_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id"))
+    expected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     first_served_at: Mapped[dt.datetime | None]
 
 
@@ -313,6 +315,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuthAttempt(Base):
+    """One sign-in attempt, for throttling repeated bad tokens."""
+
+    __tablename__ = "auth_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str | None] = mapped_column(String(63), index=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[dt.datetime]
 
 
 class AnalysisRun(Base):
