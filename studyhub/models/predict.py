@@ -14,24 +14,46 @@ from studyhub.models.entry import LoadedModel
 __all__ = ["embed", "logits"]
 
 
-def _batches(
-    model: LoadedModel, images: Sequence[np.ndarray], batch_size: int, device: str
-) -> list[torch.Tensor]:
+def _tensors(model: LoadedModel, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
+    for img in images:
         try:
-            tensors = [model.preprocess(img) for img in chunk]
-            batch = torch.stack(tensors).to(device)
+            tensor = model.preprocess(img)
         except InputError as exc:
             raise InputError(f"model {model.entry_point!r}: preprocessing failed: {exc}") from None
-        except (RuntimeError, TypeError, ValueError) as exc:
+        if not isinstance(tensor, torch.Tensor):
             raise InputError(
-                f"model {model.entry_point!r}: preprocess did not return tensors of one shape "
-                f"({exc}); it must map each image to a tensor without the batch dimension"
-            ) from None
-        out.append(batch)
+                f"model {model.entry_point!r}: preprocess returned {type(tensor).__name__}; it "
+                "must map each image to a torch.Tensor without the batch dimension"
+            )
+        out.append(tensor)
     return out
+
+
+def _run_batched(
+    model: LoadedModel,
+    images: Sequence[np.ndarray],
+    batch_size: int,
+    device: str,
+    fn: Callable[[torch.Tensor], np.ndarray],
+) -> list[np.ndarray]:
+    """Apply ``fn`` to batches of equal-shaped inputs; results in the order of ``images``.
+
+    Images of different sizes (common in real data sets) are grouped by the shape
+    of their preprocessed tensor, so a model that accepts any size still batches.
+    """
+    tensors = _tensors(model, images)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(tensors):
+        groups.setdefault(tuple(t.shape), []).append(i)
+    results: list[np.ndarray | None] = [None] * len(tensors)
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = torch.stack([tensors[i] for i in chunk]).to(device)
+            for i, row in zip(chunk, fn(batch), strict=True):
+                results[i] = row
+    return [r for r in results if r is not None]
 
 
 def logits(
@@ -44,19 +66,21 @@ def logits(
 ) -> np.ndarray:
     """Raw class scores ``(n_images, n_classes)``; refuses an output of the wrong shape."""
     module = model.module.to(device)
-    rows: list[np.ndarray] = []
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        out = module(batch)
+        if not isinstance(out, torch.Tensor) or out.shape != (batch.shape[0], n_classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputError(
+                f"model {model.entry_point!r} returned output of shape {shape} for a batch of "
+                f"{batch.shape[0]}; expected ({batch.shape[0]}, {n_classes}), one score per "
+                "label in data.labels"
+            )
+        return np.asarray(out.float().cpu().numpy())
+
     with torch.inference_mode():
-        for batch in _batches(model, images, batch_size, device):
-            out = module(batch)
-            if not isinstance(out, torch.Tensor) or out.shape != (batch.shape[0], n_classes):
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise InputError(
-                    f"model {model.entry_point!r} returned output of shape {shape} for a batch of "
-                    f"{batch.shape[0]}; expected ({batch.shape[0]}, {n_classes}), one score per "
-                    "label in data.labels"
-                )
-            rows.append(out.float().cpu().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, n_classes), dtype=np.float32)
+        rows = _run_batched(model, images, batch_size, device, run)
+    return np.stack(rows) if rows else np.zeros((0, n_classes), dtype=np.float32)
 
 
 def _penultimate(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -91,8 +115,10 @@ def embed(
     """Penultimate-layer features ``(n_images, d)`` used for diversity sampling."""
     module = model.module.to(device)
     features = _penultimate(module)
-    rows: list[np.ndarray] = []
+
+    def run(batch: torch.Tensor) -> np.ndarray:
+        return np.asarray(features(batch).flatten(1).float().cpu().numpy())
+
     with torch.inference_mode():
-        for batch in _batches(model, images, batch_size, device):
-            rows.append(features(batch).flatten(1).float().cpu().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        rows = _run_batched(model, images, batch_size, device, run)
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)

@@ -84,3 +84,14 @@ def test_wrong_output_shape_is_named() -> None:
 def test_missing_weights_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match=r"do not exist; fix model\.weights"):
         load_model(f"{EP}:tiny", tmp_path / "nope.pt")
+
+
+def test_images_of_different_sizes_are_batched_by_shape() -> None:
+    m = load_model("studyhub.demo.model:load")
+    rng = np.random.default_rng(0)
+    images = [
+        rng.random(shape).astype(np.float32) for shape in [(64, 64), (40, 50), (64, 64), (40, 50)]
+    ]
+    together = logits(m, images, n_classes=4, batch_size=8)
+    alone = np.concatenate([logits(m, [img], n_classes=4) for img in images])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
