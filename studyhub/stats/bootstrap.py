@@ -230,6 +230,19 @@ def cluster_bootstrap(
        Statistics 1(2):386-411.
     .. [2] Davison AC, Hinkley DV (1997). Bootstrap Methods and their
        Application. Cambridge University Press, sec. 3.8.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> ratings = pd.DataFrame(
+    ...     [{"rater": f"r{r}", "case": f"c{c}", "arm": arm,
+    ...       "score": float(np.clip(np.rint(3 + eff + rng.normal(0, 0.8)), 1, 5))}
+    ...      for r in range(5) for c in range(20) for arm, eff in (("ig", 1.0), ("random", 0.0))])
+    >>> boot = cluster_bootstrap(ratings, arm="arm", rating="score", rater="rater",
+    ...                          case="case", reference="random", n_boot=500, seed=0)
+    >>> boot.contrasts[["estimate", "ci_low", "ci_high"]].round(2).values.tolist()
+    [[0.81, 0.53, 1.12]]
     """
     if statistic != "mean_difference":
         raise DataError(f"statistic {statistic!r} is unknown; use 'mean_difference'")

@@ -262,6 +262,20 @@ def compare_arms(
     .. [4] McCullagh P (1980). Regression models for ordinal data. JRSS B 42:109-142.
     .. [5] Obuchowski NA (2000). Sample size tables for receiver operating
        characteristic studies. AJR 175:603-608 (reader x case designs).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> ratings = pd.DataFrame(
+    ...     [{"rater": f"r{r}", "case": f"c{c}", "arm": arm,
+    ...       "score": float(np.clip(np.rint(3 + eff + rng.normal(0, 0.8)), 1, 5))}
+    ...      for r in range(5) for c in range(20) for arm, eff in (("ig", 1.0), ("random", 0.0))])
+    >>> res = compare_arms(ratings, arm="arm", rating="score", rater="rater", case="case",
+    ...                    reference="random")
+    >>> row = res.contrasts.iloc[0]
+    >>> row["contrast"], round(float(row["estimate"]), 2), bool(row["p_value"] < 0.001)
+    ('ig - random', 0.81, True)
     """
     check_options(
         method, hypothesis, margin, alpha, multiplicity, rater_by_arm=rater_by_arm, engine=engine

@@ -183,6 +183,20 @@ def metric_correlation(
        the Royal Statistical Society B 69(3):369-390.
     .. [3] Efron B, Tibshirani RJ (1993). An Introduction to the Bootstrap.
        Chapman & Hall (percentile interval, ch. 13).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> ratings = pd.DataFrame(
+    ...     [{"rater": f"r{r}", "case": f"c{c}", "arm": arm,
+    ...       "score": float(np.clip(np.rint(3 + eff + rng.normal(0, 0.8)), 1, 5))}
+    ...      for r in range(5) for c in range(20) for arm, eff in (("ig", 1.0), ("random", 0.0))])
+    >>> data = ratings.assign(metric=ratings["score"] + rng.normal(0, 1, len(ratings)))
+    >>> res = metric_correlation(data, cases="case", ratings="score", metric="metric",
+    ...                          n_boot=200, seed=0)
+    >>> round(res.estimate, 2), bool(res.ci_low > 0)
+    (0.64, True)
     """
     n_boot, confidence = _check_settings(n_boot, confidence)
     frame = require_columns(data, cases=cases, ratings=ratings, metric=metric, raters=raters)

@@ -263,6 +263,15 @@ def icc(
     .. [3] Koo TK, Li MY (2016). A guideline of selecting and reporting
        intraclass correlation coefficients for reliability research.
        J Chiropr Med 15(2):155-163.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"case": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5], "rater": ["a", "b"] * 5,
+    ...                      "score": [1, 1, 2, 2, 3, 3, 4, 3, 5, 5]})
+    >>> res = icc(data, targets="case", raters="rater", ratings="score")
+    >>> round(float(res.table.loc["ICC2", "estimate"]), 3)
+    0.957
     """
     confidence = check_confidence(confidence)
     x, _, _ = _icc_matrix(data, targets=targets, raters=raters, ratings=ratings)

@@ -98,6 +98,16 @@ def fleiss_kappa(
     .. [2] Fleiss JL, Nee JCM, Landis JR (1979). Large sample variance of kappa
        in the case of different sets of raters. Psychological Bulletin
        86(5):974-977.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dx = ["crack", "crack", "crack", "pit", "pit", "crack", "none", "none", "none",
+    ...       "pit", "pit", "pit"]
+    >>> data = pd.DataFrame({"case": [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4],
+    ...                      "rater": ["a", "b", "c"] * 4, "dx": dx})
+    >>> round(fleiss_kappa(data, subjects="case", raters="rater", ratings="dx").estimate, 3)
+    0.745
     """
     frame = require_columns(data, subjects=subjects, raters=raters, ratings=ratings)
     frame = frame[frame[ratings].notna()]
@@ -294,6 +304,15 @@ def cohen_kappa(
     .. [3] Fleiss JL, Cohen J, Everitt BS (1969). Large sample standard errors
        of kappa and weighted kappa. Psychological Bulletin 72:323-327.
     .. [4] SAS Institute. The FREQ procedure: tests and measures of agreement.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"case": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5], "rater": ["a", "b"] * 5,
+    ...                      "score": [1, 1, 2, 2, 3, 3, 4, 3, 5, 5]})
+    >>> round(cohen_kappa(data, subjects="case", raters="rater", ratings="score",
+    ...                   weights="linear").estimate, 3)
+    0.872
     """
     confidence = check_confidence(confidence)
     weights = _check_weights(weights)

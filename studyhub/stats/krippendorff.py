@@ -234,6 +234,16 @@ def krippendorff_alpha(
     .. [2] Hayes AF, Krippendorff K (2007). Answering the call for a standard
        reliability measure for coding data. Communication Methods and
        Measures 1(1):77-89.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"case": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5], "rater": ["a", "b"] * 5,
+    ...                      "score": [1, 1, 2, 2, 3, 3, 4, 3, 5, 5]})
+    >>> res = krippendorff_alpha(data, units="case", raters="rater", ratings="score",
+    ...                          level="interval", n_boot=200, seed=1)
+    >>> round(res.estimate, 3)
+    0.952
     """
     if level not in _ALPHA_LEVELS:
         raise DataError(

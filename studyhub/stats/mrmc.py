@@ -451,6 +451,15 @@ def mrmc(
     .. [5] DeLong ER, DeLong DM, Clarke-Pearson DL (1988). Comparing the areas under
        two or more correlated receiver operating characteristic curves: a
        nonparametric approach. Biometrics 44:837-845.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> vd = pd.read_csv("tests/data/reference/vandyke_mrmc_roc/ratings_long.csv")
+    >>> res = mrmc(vd, reader="reader", modality="modality", case="case", truth="truth",
+    ...            rating="rating")
+    >>> round(res.rrrc.f_stat, 2), round(res.rrrc.ddf, 2)
+    (4.46, 15.26)
     """
     if not 0 < alpha < 1:
         raise DataError(f"alpha must be between 0 and 1, got {alpha!r}; use e.g. 0.05")
