@@ -8,6 +8,7 @@ checksums, and append the sampling report to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -176,20 +177,7 @@ def _write_cases(
     keys: list[str] = []
     for order, i in enumerate(indices, start=first_order):
         r = scored.records[i]
-        case = Case(
-            study_id=study.id,
-            case_key=r.case_key,
-            source=r.source,
-            image_sha256=r.image_sha256,
-            label=r.label,
-            mask_source=r.mask_source,
-            split=r.split,
-            meta=dict(r.metadata),
-            enrolled=True,
-            exclusion_reason=None,
-            enrollment_order=order,
-            enrolled_at=now,
-        )
+        case = _case_row(study, r, at=now, order=order)
         s.add(case)
         s.flush()
         k = int(scored.calibrated[i].argmax())
@@ -211,26 +199,36 @@ def _write_cases(
     return keys
 
 
+def _case_row(
+    study: Study,
+    r: CaseRecord,
+    *,
+    at: dt.datetime,
+    order: int | None = None,
+    reason: str | None = None,
+) -> Case:
+    """A Case row: enrolled in ``order``, or assessed and excluded for ``reason``."""
+    return Case(
+        study_id=study.id,
+        case_key=r.case_key,
+        source=r.source,
+        image_sha256=r.image_sha256,
+        label=r.label,
+        mask_source=r.mask_source,
+        split=r.split,
+        meta=dict(r.metadata),
+        enrolled=reason is None,
+        exclusion_reason=reason,
+        enrollment_order=order,
+        enrolled_at=at,
+    )
+
+
 def _write_excluded(s: Session, study: Study, excluded: list[tuple[CaseRecord, str]]) -> None:
     """Assessed but ineligible cases: kept with their reason, for the flow diagram."""
     now = utcnow()
     for r, reason in excluded:
-        s.add(
-            Case(
-                study_id=study.id,
-                case_key=r.case_key,
-                source=r.source,
-                image_sha256=r.image_sha256,
-                label=r.label,
-                mask_source=r.mask_source,
-                split=r.split,
-                meta=dict(r.metadata),
-                enrolled=False,
-                exclusion_reason=reason,
-                enrollment_order=None,
-                enrolled_at=now,
-            )
-        )
+        s.add(_case_row(study, r, at=now, reason=reason))
 
 
 def _case_list_hash(keys: list[str]) -> str:
