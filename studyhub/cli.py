@@ -17,9 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from studyhub import __version__
+from studyhub.commands import assign as assign_commands
 from studyhub.commands import cases as cases_commands
 from studyhub.commands import explain as explain_commands
 from studyhub.commands import plan as plan_commands
+from studyhub.commands import rating as rating_commands
 from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
 
@@ -226,6 +228,8 @@ def audit_verify() -> None:
 cases_commands.register_commands(app, state, out)
 plan_commands.register_commands(app, out)
 explain_commands.register_commands(app, state, out)
+assign_commands.register_commands(app, state, out)
+rating_commands.register_commands(app, state, out)
 
 
 @app.command()

@@ -8,7 +8,9 @@ message names what is wrong, the value found and the fix.
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "AuditChainError",
+    "AuthError",
     "DataError",
     "InputError",
     "LifecycleError",
@@ -40,6 +42,14 @@ class DataError(InputError):
 
 class LifecycleError(InputError):
     """The study is not in a state that allows the requested step."""
+
+
+class AuthError(InputError):
+    """A sign-in failed or is throttled; the message never says which part was wrong."""
+
+
+class AccessError(InputError):
+    """A signed-in person asked for something their role or their queue does not allow."""
 
 
 class StoreError(StudyhubError):
