@@ -22,6 +22,7 @@ from studyhub.commands import cases as cases_commands
 from studyhub.commands import explain as explain_commands
 from studyhub.commands import plan as plan_commands
 from studyhub.commands import rating as rating_commands
+from studyhub.commands import serve as serve_commands
 from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
 
@@ -230,6 +231,7 @@ plan_commands.register_commands(app, out)
 explain_commands.register_commands(app, state, out)
 assign_commands.register_commands(app, state, out)
 rating_commands.register_commands(app, state, out)
+serve_commands.register_commands(app, state, out)
 
 
 @app.command()

@@ -1,0 +1,200 @@
+"""The rating queue: one blinded item at a time, its instrument, cue marks and submit.
+
+Cue marks are entered as numbers (x and y as fractions of the image, from the
+top-left corner) plus a tag: no clickable-image component is installed, and a
+form of plain inputs is also what ``AppTest`` can drive.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from studyhub.app.context import forget_item, item_state
+from studyhub.app.imaging import compose_overlay
+from studyhub.app.views import done, plain
+from studyhub.errors import StudyhubError
+from studyhub.protocol.schema import Item
+from studyhub.rating import Principal, Progress, ServedItem, resume, submit
+from studyhub.rating.answers import CUE_TAGS, MAX_TIME_ON_TASK_MS
+from studyhub.store.db import Store
+
+__all__ = ["show"]
+
+_TAG_WORDS = {"correct": "correct cue", "misleading": "misleading cue"}
+
+
+def show(store: Store, principal: Principal) -> None:
+    """Draw the rater's next item, or the done / washout page when none is waiting.
+
+    Parameters
+    ----------
+    store : Store
+        The open store.
+    principal : Principal
+        The signed-in rater.
+    """
+    state = resume(store, principal)
+    item = state.item
+    if item is None:
+        done.show(state)
+        return
+    kept = item_state(item.assignment_id)
+    _progress_bar(state.progress, item)
+    with st.expander("Instructions"):
+        st.markdown(plain(item.instrument.instructions))
+    if item.training:
+        st.caption("Practice item: it helps you get used to the form and is not analysed.")
+    if item.catch_prompt:
+        st.warning(plain(item.catch_prompt))
+    left, right = st.columns([3, 2])
+    with left:
+        _stimulus(item)
+    with right:
+        answers = _instrument(item)
+        if item.instrument.cue_marking:
+            _cue_marks(item, kept["marks"])
+        clicked = st.button(
+            "Submit and continue", type="primary", key=f"submit:{item.assignment_id}"
+        )
+    if not clicked:
+        return
+    elapsed = round((time.monotonic() - kept["shown_at"]) * 1000)
+    try:
+        submit(
+            store,
+            principal,
+            item.assignment_id,
+            answers,
+            cue_marks=list(kept["marks"]),
+            time_on_task_ms=min(max(elapsed, 0), MAX_TIME_ON_TASK_MS),
+            idempotency_key=kept["idempotency_key"],
+        )
+    except StudyhubError as exc:
+        with right:
+            st.error(str(exc))
+        return
+    forget_item(item.assignment_id)
+    st.rerun()
+
+
+def _progress_bar(prog: Progress, item: ServedItem) -> None:
+    fraction = prog.done / prog.total if prog.total else 0.0
+    st.progress(
+        fraction,
+        text=(
+            f"Item {item.position} of {item.total} · session {item.session} of "
+            f"{prog.sessions} · {prog.done} done"
+        ),
+    )
+
+
+def _stimulus(item: ServedItem) -> None:
+    aid = item.assignment_id
+    original, overlay = item.original_png, item.overlay_png
+    show_overlay = st.toggle(
+        "Show the highlight",
+        value=True,
+        key=f"overlay:{aid}",
+        disabled=original is None,
+        help=None if original is not None else "This item has no image without the highlight.",
+    )
+    opacity = st.slider(
+        "Highlight opacity",
+        min_value=0.0,
+        max_value=1.0,
+        value=float(item.opacity),
+        step=0.05,
+        key=f"opacity:{aid}",
+        disabled=not show_overlay or original is None or overlay is None,
+    )
+    if not show_overlay and original is not None:
+        image, caption = original, "Without the highlight"
+    elif original is not None and overlay is not None and abs(opacity - item.opacity) > 1e-9:
+        # The protocol's rendering is shown as stored; another opacity is blended here.
+        image = compose_overlay(original, overlay, opacity)
+        caption = f"With the highlight ({opacity:.0%} opacity)"
+    else:
+        image, caption = item.image_png, "With the highlight"
+    if original is None:
+        st.image(image, caption=caption, width="stretch")
+    else:
+        main_col, side_col = st.columns(2)
+        main_col.image(image, caption=caption, width="stretch")
+        side_col.image(original, caption="Original", width="stretch")
+    if item.legend:
+        st.caption(plain(item.legend))
+    if item.cue_text:
+        st.markdown(f"**{plain(item.cue_text)}**")
+    if item.narrative:
+        st.markdown(plain(item.narrative))
+    st.caption(f"Item code {item.code}")
+
+
+def _instrument(item: ServedItem) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for q in item.instrument.items:
+        answers[q.id] = _question(item, q)
+    return answers
+
+
+def _question(item: ServedItem, q: Item) -> Any:
+    key = f"{item.assignment_id}:{q.id}"
+    label = q.prompt + ("" if q.required else " (optional)")
+    if q.type == "likert":
+        low, high = q.scale_min or 0, q.scale_max or 0
+        anchors = q.anchors
+        return st.radio(
+            label,
+            list(range(low, high + 1)),
+            index=None,
+            horizontal=True,
+            key=key,
+            format_func=lambda v: f"{v} – {anchors[v]}" if v in anchors else str(v),
+        )
+    if q.type == "yes_no":
+        return st.radio(
+            label,
+            ["yes", "no"],
+            index=None,
+            horizontal=True,
+            key=key,
+            format_func=lambda v: "Yes" if v == "yes" else "No",
+        )
+    if q.type == "single_choice":
+        return st.radio(label, q.choices, index=None, key=key)
+    if q.type == "diagnosis":
+        chosen = st.radio(label, list(item.diagnosis_labels), index=None, key=f"{key}:label")
+        confidence = st.slider(
+            "How confident are you (0 = not at all, 100 = certain)?",
+            min_value=0,
+            max_value=100,
+            value=50,
+            key=f"{key}:confidence",
+        )
+        return None if chosen is None else {"label": chosen, "confidence": confidence}
+    return st.text_area(label, key=key, max_chars=10_000)
+
+
+def _cue_marks(item: ServedItem, marks: list[dict[str, Any]]) -> None:
+    aid = item.assignment_id
+    st.markdown("**Mark cues** (optional)")
+    st.caption(
+        "Give a point as fractions of the image: x from the left edge (0) to the right (1), "
+        "y from the top (0) to the bottom (1)."
+    )
+    c1, c2, c3 = st.columns(3)
+    x = c1.number_input("x", 0.0, 1.0, 0.5, 0.01, key=f"mark_x:{aid}")
+    y = c2.number_input("y", 0.0, 1.0, 0.5, 0.01, key=f"mark_y:{aid}")
+    tag = c3.selectbox(
+        "Tag", list(CUE_TAGS), key=f"mark_tag:{aid}", format_func=lambda t: _TAG_WORDS[t]
+    )
+    b1, b2 = st.columns(2)
+    if b1.button("Add mark", key=f"mark_add:{aid}"):
+        marks.append({"x": float(x), "y": float(y), "tag": tag})
+    if b2.button("Remove last mark", key=f"mark_pop:{aid}", disabled=not marks) and marks:
+        marks.pop()
+    for n, mark in enumerate(marks, 1):
+        st.write(f"{n}. x = {mark['x']:.2f}, y = {mark['y']:.2f} — {_TAG_WORDS[mark['tag']]}")

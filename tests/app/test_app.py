@@ -1,0 +1,199 @@
+"""The Streamlit rater app, driven in-process with ``AppTest``: every page, through the services."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studyhub.app import context
+from studyhub.commands.serve import APP_SCRIPT
+from studyhub.rating import AUTH_FAILED
+from studyhub.rating.service import monitor_summary, progress
+from tests.rating.conftest import STUDY, RatingStudy
+
+TIMEOUT_S = 30
+
+
+@pytest.fixture
+def app(rs: RatingStudy, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], AppTest]]:
+    """A fresh ``AppTest`` of the entry script, pointed at the test study."""
+    monkeypatch.setenv(context.DB_ENV, rs.store.url)
+    monkeypatch.setenv(context.STUDY_ENV, STUDY)
+    yield lambda: AppTest.from_file(str(APP_SCRIPT), default_timeout=TIMEOUT_S)
+    context.get_store.clear()  # the next test has another database
+
+
+def _texts(at: AppTest) -> str:
+    """Everything the page sends to the browser, element by element (labels, options, text)."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            found.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(found)
+
+
+def _assert_blinded(at: AppTest, rs: RatingStudy) -> None:
+    text = _texts(at)
+    assert text  # something was drawn
+    for secret in rs.secrets:  # whole words: "ig" is an arm, "highlight" is not
+        assert not re.search(rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])", text), secret
+
+
+def _sign_in(at: AppTest, token: str) -> AppTest:
+    at.run()
+    at.text_input[0].input(token)
+    return at.button[0].click().run()
+
+
+def _consent(at: AppTest) -> AppTest:
+    at.checkbox(key="consent_box").check()
+    return at.button(key="start").click().run()
+
+
+def _answer(at: AppTest, usefulness: int = 4, plausible: str = "yes") -> AppTest:
+    radios = {str(r.key).split(":", 1)[1]: r for r in at.radio}
+    radios["usefulness"].set_value(usefulness)
+    radios["plausible"].set_value(plausible)
+    submit = next(b for b in at.button if b.key and b.key.startswith("submit:"))
+    return submit.click().run()
+
+
+def test_without_a_study_the_app_says_how_to_start_it(
+    app: Callable[[], AppTest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(context.STUDY_ENV)
+    at = app().run()
+    assert "studyhub serve --study" in at.error[0].value
+
+
+def test_a_bad_token_shows_the_generic_error_and_stays_on_sign_in(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _sign_in(app(), rs.tokens["alice"][:-2] + "zz")
+    assert not at.exception
+    assert [e.value for e in at.error] == [AUTH_FAILED]
+    assert at.title[0].value == "Sign in"
+    assert "principal" not in at.session_state
+
+
+def test_a_rater_consents_rates_one_item_and_progress_advances(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    alice = rs.principals["alice"]
+    at = _sign_in(app(), rs.tokens["alice"])
+    assert not at.error and at.title[0].value == "Before you start"
+    assert "Judge the highlight" in at.markdown[0].value  # the protocol's instructions
+    _assert_blinded(at, rs)
+    at.button(key="start").click().run()
+    assert at.warning[0].value.startswith("Tick the box")
+    at = _consent(at)
+    assert not at.exception and not at.error
+    assert len(at.get("image")) == 2  # the stimulus and, beside it, the original
+    assert at.get("progress")[0].proto.text.startswith("Item 1 of 5")
+    assert {str(r.key).split(":", 1)[1] for r in at.radio} == {"usefulness", "plausible"}
+    assert progress(rs.store, alice).done == 0
+    # one cue mark, entered as numbers
+    aid = rs.queue["alice"][0]
+    at.number_input(key=f"mark_x:{aid}").set_value(0.25)
+    at.number_input(key=f"mark_y:{aid}").set_value(0.75)
+    at.selectbox(key=f"mark_tag:{aid}").set_value("misleading")
+    at = at.button(key=f"mark_add:{aid}").click().run()
+    assert any("misleading cue" in m.value for m in at.markdown)
+    _assert_blinded(at, rs)
+    at = _answer(at)
+    assert not at.exception and not at.error
+    assert progress(rs.store, alice).done == 1
+    assert at.get("progress")[0].proto.text.startswith("Item 2 of 5")
+    assert f"item:{aid}" not in at.session_state  # the answered item's key is dropped
+    assert monitor_summary(rs.store, rs.principals["monica"]).raters[0].median_time_ms is not None
+    _assert_blinded(at, rs)
+
+
+def test_missing_answers_show_the_service_message_and_store_nothing(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _consent(_sign_in(app(), rs.tokens["alice"]))
+    submit = next(b for b in at.button if b.key and b.key.startswith("submit:"))
+    at = submit.click().run()
+    assert "item 'usefulness' is required" in at.error[0].value
+    assert progress(rs.store, rs.principals["alice"]).done == 0
+
+
+def test_overlay_toggle_and_opacity_change_the_stimulus(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _consent(_sign_in(app(), rs.tokens["alice"]))
+    aid = rs.queue["alice"][0]
+    assert at.get("image")[0].proto.imgs[0].caption == "With the highlight"
+    at = at.slider(key=f"opacity:{aid}").set_value(0.8).run()
+    assert at.get("image")[0].proto.imgs[0].caption == "With the highlight (80% opacity)"
+    at = at.toggle(key=f"overlay:{aid}").set_value(False).run()
+    assert at.get("image")[0].proto.imgs[0].caption == "Without the highlight"
+    assert at.slider(key=f"opacity:{aid}").disabled
+
+
+def test_the_whole_queue_shows_the_catch_prompt_and_ends_all_done(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _consent(_sign_in(app(), rs.tokens["bob"]))
+    prompts = []
+    for _ in range(5):
+        prompts.append([w.value for w in at.warning])
+        at = _answer(at, usefulness=2)
+        assert not at.exception and not at.error
+    assert prompts[2] == ["Please answer 2 for usefulness\\."]
+    assert sum(map(len, prompts)) == 1
+    assert at.title[0].value == "All done"
+    assert "All 5 items are done" in at.success[0].value
+    assert progress(rs.store, rs.principals["bob"]).finished
+    _assert_blinded(at, rs)
+
+
+def test_a_washout_shows_when_the_next_session_opens(
+    make_study: Callable[..., RatingStudy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rs = make_study(washout_days=7)
+    monkeypatch.setenv(context.DB_ENV, rs.store.url)
+    monkeypatch.setenv(context.STUDY_ENV, STUDY)
+    try:
+        at = _consent(
+            _sign_in(
+                AppTest.from_file(str(APP_SCRIPT), default_timeout=TIMEOUT_S), rs.tokens["alice"]
+            )
+        )
+        for _ in range(3):  # session 1
+            at = _answer(at)
+        assert at.title[0].value == "Next session not open yet"
+        assert "Session 2 opens at" in at.info[0].value
+        assert not at.get("image")
+    finally:
+        context.get_store.clear()
+
+
+def test_a_monitor_sees_progress_only(app: Callable[[], AppTest], rs: RatingStudy) -> None:
+    at = _sign_in(app(), rs.tokens["monica"])
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Study progress"
+    assert not at.get("image") and not at.radio
+    table = at.table[0].value
+    assert list(table["rater"]) == ["alice", "bob"]
+    assert list(table["catch failures"]) == [0, 0]
+    _assert_blinded(at, rs)
+    text = _texts(at)
+    assert "usefulness" not in text and "plausible" not in text  # no instrument, no answers
+
+
+def test_sign_out_returns_to_sign_in(app: Callable[[], AppTest], rs: RatingStudy) -> None:
+    at = _sign_in(app(), rs.tokens["monica"])
+    at = at.sidebar.button[0].click().run()
+    assert at.title[0].value == "Sign in"
