@@ -1,0 +1,179 @@
+"""A real browser: headless Chromium signs in to ``studyhub serve`` and rates three items.
+
+Starts the real server on loopback (as a user would), polls until it answers, drives
+it with Playwright and the system Chromium, then checks the database through the
+rating service. Everything the browser received (HTML, URLs, image bytes) is
+searched for names that would unblind the rater.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from studyhub.store.db import open_store
+from studyhub.store.models import Response
+from tests.rating.conftest import STUDY, build_study
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.browser
+
+if CHROMIUM is None and os.environ.get("STUDYHUB_REQUIRE_BROWSER"):
+    raise RuntimeError("STUDYHUB_REQUIRE_BROWSER is set but no chromium is installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs it)")
+    db = f"sqlite:///{tmp_path / 'served.db'}"
+    store = open_store(db)
+    study = build_study(store, demo_copy, raters=("alice",))
+    store.dispose()
+    port = _free_port()
+    exe = Path(sys.executable).parent / "studyhub"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "--db",
+            db,
+            "serve",
+            "--study",
+            STUDY,
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"studyhub serve exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("studyhub serve did not answer within 60 s")
+            time.sleep(0.5)
+        yield {"url": url, "db": db, "study": study}
+        assert proc.poll() is None, "the server crashed during the test"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    study = served["study"]
+    seen_html: list[str] = []
+    seen_urls: list[str] = []
+    seen_bytes: list[bytes] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+
+        def keep(response) -> None:  # type: ignore[no-untyped-def]
+            seen_urls.append(response.url)
+            if "image" in (response.headers.get("content-type") or ""):
+                with contextlib.suppress(Exception):  # a body the browser already dropped
+                    seen_bytes.append(response.body())
+
+        page.on("response", keep)
+        page.goto(str(served["url"]))
+        page.get_by_label("Access token").fill(study.tokens["alice"])  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("I take part voluntarily").click()
+        page.get_by_role("button", name="Start rating").click()
+        for n in range(3):
+            page.get_by_role("button", name="Submit and continue").wait_for(timeout=30_000)
+            seen_html.append(page.content())
+            page.get_by_text("4", exact=True).first.click()
+            page.get_by_text("Yes", exact=True).first.click()
+            if n == 1:
+                page.get_by_role("button", name="Add mark").click()
+                page.get_by_text("x = 0.50, y = 0.50").first.wait_for(timeout=10_000)
+            page.get_by_role("button", name="Submit and continue").click()
+            deadline = time.monotonic() + 30
+            while _responses(str(served["db"])) < n + 1:
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"item {n + 1} was not stored; page says: {page.inner_text('body')[:500]}"
+                    )
+                time.sleep(0.3)
+        seen_html.append(page.content())
+        browser.close()
+
+    store = open_store(str(served["db"]), create=False)
+    try:
+        with store.session() as s:
+            rows = list(s.scalars(select(Response).order_by(Response.id)))
+    finally:
+        store.dispose()
+    assert len(rows) == 3
+    assert all(
+        r.answers.get("usefulness") == 4 and r.answers.get("plausible") == "yes" for r in rows
+    )
+    assert sum(len((r.cue_marks or {}).get("marks", [])) for r in rows) == 1
+    assert all(r.time_on_task_ms and r.time_on_task_ms > 0 for r in rows)
+
+    secrets = {w for w in study.secrets if len(w) >= 3}  # type: ignore[attr-defined]
+    assert secrets
+    text = "\n".join(seen_html + seen_urls)
+    leaked = sorted(w for w in secrets if w in text)
+    assert leaked == [], f"served pages or URLs name {leaked}"
+    for body in seen_bytes:
+        assert not any(w.encode() in body for w in secrets)
+
+
+def _responses(db: str) -> int:
+    store = open_store(db, create=False)
+    try:
+        with store.session() as s:
+            return len(list(s.scalars(select(Response.id))))
+    finally:
+        store.dispose()
