@@ -171,18 +171,13 @@ def compute_stimuli(
     """
     if not cases:
         return []
-    arm = build_arm(
-        method, model, dict(params), target_layer=protocol.model.target_layer, preprocess=preprocess
-    )
-    seeds = [item_seed(protocol.seed, c.case_key, arm_key) for c in cases]
-    inputs = torch.stack([preprocess(c.image) for c in cases]).to(device)
-    targets = torch.tensor([c.target for c in cases], device=device)
+    batch = _Batch.of(protocol, arm_key, method, params, model, preprocess, cases, device)
+    arm, seeds, inputs, targets = batch.arm, batch.seeds, batch.inputs, batch.targets
     start = time.perf_counter()
-    raw: Tensor | None = arm.attribute(inputs, targets, seed=seeds) if arm.produces_map else None
+    maps = batch.maps()
     batch_ms = (time.perf_counter() - start) * 1000.0
-    maps = None if raw is None else raw.detach().float().sum(dim=1).cpu().numpy()
     uncertainty = None
-    if raw is not None and protocol.cues.show_uncertainty:
+    if maps is not None and protocol.cues.show_uncertainty:
         uncertainty = (
             attribution_uncertainty(
                 arm, inputs, targets, n_samples=protocol.cues.uncertainty_samples, seed=seeds
@@ -235,17 +230,52 @@ def recompute_attributions(
     cases: Sequence[CaseInput],
     device: str = "cpu",
 ) -> list[np.ndarray | None]:
-    """Only the attributions of a batch, exactly as :func:`compute_stimuli` computes them."""
-    arm = build_arm(
-        method, model, dict(params), target_layer=protocol.model.target_layer, preprocess=preprocess
-    )
-    if not arm.produces_map:
-        return [None] * len(cases)
-    seeds = [item_seed(protocol.seed, c.case_key, arm_key) for c in cases]
-    inputs = torch.stack([preprocess(c.image) for c in cases]).to(device)
-    targets = torch.tensor([c.target for c in cases], device=device)
-    maps = arm.attribute(inputs, targets, seed=seeds).detach().float().sum(dim=1).cpu().numpy()
-    return list(maps)
+    """Only the attributions of a batch, by the same code path as :func:`compute_stimuli`."""
+    maps = _Batch.of(protocol, arm_key, method, params, model, preprocess, cases, device).maps()
+    return [None] * len(cases) if maps is None else list(maps)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One arm over one batch of cases: the arm, per-item seeds, inputs and targets."""
+
+    arm: Arm
+    seeds: list[int]
+    inputs: Tensor
+    targets: Tensor
+
+    @classmethod
+    def of(
+        cls,
+        protocol: Protocol,
+        arm_key: str,
+        method: str,
+        params: Mapping[str, Any],
+        model: nn.Module,
+        preprocess: Callable[[np.ndarray], Tensor],
+        cases: Sequence[CaseInput],
+        device: str,
+    ) -> _Batch:
+        arm = build_arm(
+            method,
+            model,
+            dict(params),
+            target_layer=protocol.model.target_layer,
+            preprocess=preprocess,
+        )
+        return cls(
+            arm=arm,
+            seeds=[item_seed(protocol.seed, c.case_key, arm_key) for c in cases],
+            inputs=torch.stack([preprocess(c.image) for c in cases]).to(device),
+            targets=torch.tensor([c.target for c in cases], device=device),
+        )
+
+    def maps(self) -> np.ndarray | None:
+        """``(N, H, W)`` attributions summed over channels; None for the no-map control."""
+        if not self.arm.produces_map:
+            return None
+        raw = self.arm.attribute(self.inputs, self.targets, seed=self.seeds)
+        return np.asarray(raw.detach().float().sum(dim=1).cpu().numpy())
 
 
 def _randomized_twins(
