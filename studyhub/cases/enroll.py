@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,26 @@ def registered_protocol(study: Study) -> tuple[Protocol, Path]:
 @dataclass
 class _Scored:
     records: list[CaseRecord]
-    raw: np.ndarray  # (n, k) probabilities at T = 1
-    calibrated: np.ndarray  # (n, k) probabilities at the fitted temperature
+    z: np.ndarray  # (n, k) logits
     embeddings: np.ndarray | None
+    temperature: float = 1.0
+
+    @cached_property
+    def raw(self) -> np.ndarray:
+        """(n, k) probabilities at T = 1."""
+        return probabilities(self.z)
+
+    @cached_property
+    def calibrated(self) -> np.ndarray:
+        """(n, k) probabilities at the fitted temperature."""
+        return probabilities(self.z, self.temperature)
+
+    def subset(self, keep: list[CaseRecord], temperature: float) -> _Scored:
+        """The scores of ``keep`` (a subset of the records), at ``temperature``."""
+        where = {r.case_key: i for i, r in enumerate(self.records)}
+        rows = [where[r.case_key] for r in keep]
+        emb = None if self.embeddings is None else self.embeddings[rows]
+        return _Scored(list(keep), self.z[rows], emb, temperature)
 
 
 def _model(protocol: Protocol, base: Path) -> LoadedModel:
@@ -65,8 +83,9 @@ def _model(protocol: Protocol, base: Path) -> LoadedModel:
 
 
 def _calibrate(
-    model: LoadedModel, protocol: Protocol, records: list[CaseRecord], held_out: list[CaseRecord]
+    model: LoadedModel, protocol: Protocol, records: list[CaseRecord], held_out: _Scored
 ) -> tuple[Calibration | None, dict[str, Any]]:
+    """Fit the temperature on the calibration split; report the ECE on ``held_out``."""
     split = protocol.model.calibration_split
     if split is None:
         return None, {"split": None, "note": "calibration switched off by the protocol"}
@@ -79,12 +98,11 @@ def _calibrate(
         )
     labels = protocol.data.labels
     fit_z = logits(model, [load_image(r) for r in fit], n_classes=len(labels))
-    eval_z = logits(model, [load_image(r) for r in held_out], n_classes=len(labels))
     cal = Calibration.fit(
         fit_z,
         np.array([labels.index(r.label) for r in fit]),
-        eval_z,
-        np.array([labels.index(r.label) for r in held_out]),
+        held_out.z,
+        np.array([labels.index(r.label) for r in held_out.records]),
     )
     return cal, {
         "split": split,
@@ -98,21 +116,12 @@ def _calibrate(
 
 
 def _score(
-    model: LoadedModel,
-    protocol: Protocol,
-    records: list[CaseRecord],
-    temperature: float,
-    *,
-    with_embeddings: bool,
+    model: LoadedModel, protocol: Protocol, records: list[CaseRecord], *, with_embeddings: bool
 ) -> _Scored:
+    """Logits (and embeddings) of ``records``, each image read and checked once."""
     images = [load_image(r) for r in records]
     z = logits(model, images, n_classes=len(protocol.data.labels))
-    return _Scored(
-        records=records,
-        raw=probabilities(z),
-        calibrated=probabilities(z, temperature),
-        embeddings=embed(model, images) if with_embeddings else None,
-    )
+    return _Scored(records, z, embed(model, images) if with_embeddings else None)
 
 
 def _frame(scored: _Scored, labels: list[str]) -> pd.DataFrame:
@@ -262,13 +271,13 @@ def sample_retrospective(
             "name an existing split or set pool_split: null"
         )
     model = _model(protocol, base)
-    cal, calib = _calibrate(model, protocol, records, pool)
-    temperature = cal.temperature if cal else 1.0
+    pool_scores = _score(model, protocol, pool, with_embeddings=True)
+    cal, calib = _calibrate(model, protocol, records, pool_scores)
     eligible, excluded = apply_eligibility(
         pool, protocol.sampling.eligibility, pool_split=protocol.sampling.pool_split
     )
     labels = protocol.data.labels
-    scored = _score(model, protocol, eligible, temperature, with_embeddings=True)
+    scored = pool_scores.subset(eligible, cal.temperature if cal else 1.0)
     frame = _frame(scored, labels)
     draw = draw_sample(frame, scored.embeddings, protocol.sampling, seed=protocol.seed)
     chosen = [int(i) for i in draw.rows]
@@ -402,8 +411,9 @@ def enroll_prospective(
             "add cases to the data source"
         )
     model = _model(protocol, base)
-    cal, calib = _calibrate(model, protocol, records, _pool(protocol, records))
-    scored = _score(model, protocol, take, cal.temperature if cal else 1.0, with_embeddings=False)
+    pool_scores = _score(model, protocol, _pool(protocol, records), with_embeddings=False)
+    cal, calib = _calibrate(model, protocol, records, pool_scores)
+    scored = pool_scores.subset(take, cal.temperature if cal else 1.0)
     labels = protocol.data.labels
     with store.write() as s:
         study = get_study(s, study.id)
