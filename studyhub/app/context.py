@@ -29,10 +29,15 @@ __all__ = [
     "app_config",
     "client_address",
     "current_principal",
+    "forget_item",
     "get_store",
+    "has_started",
     "item_state",
+    "mark_started",
     "set_principal",
     "sign_out",
+    "sso_claims",
+    "sso_providers",
 ]
 
 #: Environment variable with the store's URL.
@@ -41,7 +46,7 @@ DB_ENV: Final = "STUDYHUB_DB"
 STUDY_ENV: Final = "STUDYHUB_STUDY"
 
 _PRINCIPAL = "principal"
-_CONSENTED = "consented"
+_STARTED = "started"
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,35 @@ def client_address() -> str:
     return address if isinstance(address, str) else ""
 
 
+def sso_providers() -> list[str | None]:
+    """The single sign-on providers configured in ``[auth]`` of Streamlit's secrets.
+
+    ``[None]`` when ``[auth]`` itself names one provider (``st.login()``), the
+    names of its ``[auth.NAME]`` tables otherwise, and ``[]`` when single sign-on
+    is not configured (no secrets file, or no ``[auth]`` in it).
+    """
+    try:
+        auth: Any = st.secrets.get("auth")
+    except Exception:  # no secrets file at all: single sign-on is simply off
+        return []
+    if not hasattr(auth, "get"):
+        return []
+    if auth.get("client_id"):
+        return [None]
+    return sorted(name for name, value in auth.items() if hasattr(value, "get"))
+
+
+def sso_claims() -> dict[str, Any] | None:
+    """The identity provider's claims when the browser is signed in with ``st.login``."""
+    try:
+        user = st.user
+        if not user.is_logged_in:
+            return None
+        return dict(user.to_dict())
+    except Exception:  # bare mode, tests without a server: no single sign-on
+        return None
+
+
 def current_principal() -> Principal | None:
     """The person signed in to this browser session, if any."""
     found = st.session_state.get(_PRINCIPAL)
@@ -96,9 +130,9 @@ def current_principal() -> Principal | None:
 
 
 def set_principal(principal: Principal) -> None:
-    """Remember who signed in (consent is asked again on every sign-in)."""
+    """Remember who signed in (the start page is shown again on every sign-in)."""
     st.session_state[_PRINCIPAL] = principal
-    st.session_state[_CONSENTED] = False
+    st.session_state[_STARTED] = False
 
 
 def sign_out() -> None:
@@ -107,14 +141,14 @@ def sign_out() -> None:
         del st.session_state[key]
 
 
-def has_consented() -> bool:
-    """Whether the rater agreed to the instructions in this browser session."""
-    return bool(st.session_state.get(_CONSENTED))
+def has_started() -> bool:
+    """Whether the rater passed the start page (instructions, consent) in this browser session."""
+    return bool(st.session_state.get(_STARTED))
 
 
-def give_consent() -> None:
-    """Record consent for this browser session."""
-    st.session_state[_CONSENTED] = True
+def mark_started() -> None:
+    """Remember that the start page was passed; it is shown again after the next sign-in."""
+    st.session_state[_STARTED] = True
 
 
 def item_state(assignment_id: int) -> dict[str, Any]:

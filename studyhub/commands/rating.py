@@ -1,4 +1,4 @@
-"""``studyhub rater add | list | revoke``: accounts and their one-time tokens."""
+"""``studyhub rater add | list | revoke | link``: accounts, one-time tokens, single sign-on."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def _parse_quals(quals: list[str]) -> dict[str, str]:
 
 def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
     """Add the ``rater`` command group to the main app."""
-    rater_app = typer.Typer(help="Rater accounts: add, list, revoke.", no_args_is_help=True)
+    rater_app = typer.Typer(
+        help="Rater accounts: add, list, revoke, link to single sign-on.", no_args_is_help=True
+    )
     app.add_typer(rater_app, name="rater")
 
     @rater_app.command("add")
@@ -39,6 +41,14 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             typer.Option("--qual", help="A qualification as id=value (repeatable)."),
         ] = None,
         study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
+        sso: Annotated[
+            str | None,
+            typer.Option(
+                "--sso",
+                help="The e-mail address the site's identity provider signs this person in "
+                "with (st.login); see docs/single-sign-on.md.",
+            ),
+        ] = None,
     ) -> None:
         """Create an account and print its token once (only a hash is stored)."""
         from studyhub.rating.accounts import add_rater
@@ -47,10 +57,20 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         quals = _parse_quals(qual or [])
         store = open_store(state.db, create=False)
         try:
-            new = add_rater(store, study, name, role=role, qualifications=quals, actor=state.actor)
+            new = add_rater(
+                store,
+                study,
+                name,
+                role=role,
+                qualifications=quals,
+                sso_identity=sso,
+                actor=state.actor,
+            )
         finally:
             store.dispose()
         out.print(f"added {new.role} {new.name!r} (hint {new.hint})", markup=False)
+        if sso:
+            out.print(f"single sign-on: {sso.strip().lower()}", markup=False)
         out.print(f"token: {new.token}", markup=False)
         out.print(
             "This token is shown once and cannot be recovered; hand it to the person over a "
@@ -72,13 +92,22 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         finally:
             store.dispose()
         table = Table(title="Accounts")
-        for col in ("name", "role", "hint", "qualifications", "created", "revoked"):
+        for col in (
+            "name",
+            "role",
+            "hint",
+            "single sign-on",
+            "qualifications",
+            "created",
+            "revoked",
+        ):
             table.add_column(col)
         for r in rows:
             table.add_row(
                 r.name,
                 r.role,
                 r.hint,
+                r.sso_identity or "",
                 ", ".join(f"{k}={v}" for k, v in r.qualifications.items()),
                 r.created_at.isoformat(timespec="seconds"),
                 r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
@@ -101,3 +130,34 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             store.dispose()
         when = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "?"
         out.print(f"revoked {info.name!r} at {when}", markup=False)
+
+    @rater_app.command("link")
+    def link(
+        name: Annotated[str, typer.Argument(help="The account's name.")],
+        sso: Annotated[
+            str | None,
+            typer.Option("--sso", help="The e-mail address the identity provider signs in."),
+        ] = None,
+        unlink: Annotated[
+            bool, typer.Option("--unlink", help="Remove the account's single sign-on link.")
+        ] = False,
+        study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
+    ) -> None:
+        """Link an account to a single sign-on identity (or --unlink it)."""
+        from studyhub.rating.sso import link_sso
+        from studyhub.store.db import open_store
+
+        if (sso is None) == (not unlink):
+            raise InputError(
+                "give exactly one of --sso ADDRESS (link the account) or --unlink (remove the "
+                f"link); got {'both' if sso is not None else 'neither'}"
+            )
+        store = open_store(state.db, create=False)
+        try:
+            info = link_sso(store, study, name, None if unlink else sso, actor=state.actor)
+        finally:
+            store.dispose()
+        if info.sso_identity:
+            out.print(f"{info.name!r} signs in with {info.sso_identity}", markup=False)
+        else:
+            out.print(f"{info.name!r} has no single sign-on link (token only)", markup=False)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final
 import typer
 from rich.console import Console
 
+from studyhub.errors import InputError
+
 __all__ = ["APP_SCRIPT", "register_commands", "streamlit_command"]
 
 #: The app's entry script, run by ``streamlit run``.
@@ -20,7 +22,7 @@ APP_SCRIPT: Final = Path(__file__).resolve().parents[1] / "app" / "main.py"
 _STOP_GRACE_S = 10
 
 
-def streamlit_command(port: int, address: str) -> list[str]:
+def streamlit_command(port: int, address: str, secrets: Path | None = None) -> list[str]:
     """The command line that serves the app.
 
     Parameters
@@ -29,6 +31,10 @@ def streamlit_command(port: int, address: str) -> list[str]:
         The port to listen on.
     address : str
         The address to bind (``127.0.0.1`` keeps it on this machine).
+    secrets : Path, optional
+        A ``secrets.toml`` to read (its ``[auth]`` section configures single
+        sign-on); by default Streamlit reads ``.streamlit/secrets.toml`` in the
+        working folder and in the home folder.
 
     Returns
     -------
@@ -50,6 +56,7 @@ def streamlit_command(port: int, address: str) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        *(["--secrets.files", str(secrets)] if secrets is not None else []),
     ]
 
 
@@ -98,12 +105,25 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             str,
             typer.Option("--address", help="Address to bind; 0.0.0.0 serves other machines too."),
         ] = "127.0.0.1",
+        secrets: Annotated[
+            Path | None,
+            typer.Option(
+                "--secrets",
+                help="A secrets.toml whose [auth] section configures single sign-on "
+                "(docs/single-sign-on.md); default: .streamlit/secrets.toml.",
+            ),
+        ] = None,
     ) -> None:
         """Serve the rater app (Streamlit) for a study in rating; Ctrl+C stops it."""
         from studyhub.store import lifecycle
         from studyhub.store.db import open_store, resolve_url
         from studyhub.store.studies import get_study
 
+        if secrets is not None and not secrets.is_file():
+            raise InputError(
+                f"--secrets {str(secrets)!r} is not a file; give the path of a secrets.toml "
+                "(see docs/single-sign-on.md), or leave --secrets out"
+            )
         url = resolve_url(state.db)
         store = open_store(url, create=False)
         try:
@@ -117,6 +137,6 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         out.print(
             f"serving study {study_id} at http://{address}:{port} (Ctrl+C stops)", markup=False
         )
-        rc = _run(streamlit_command(port, address), env)
+        rc = _run(streamlit_command(port, address, secrets), env)
         if rc:
             raise typer.Exit(rc)

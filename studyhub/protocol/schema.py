@@ -457,6 +457,17 @@ class Instrument(Strict):
         min_length=3,
         description="instructions shown before the queue",
     )
+    consent: str = Field(
+        default=(
+            "I take part voluntarily. My answers, the time I take per item and the marks I "
+            "place are stored under my account name for this study and analysed without my name."
+        ),
+        min_length=10,
+        description=(
+            "the statement each rater agrees to before the first item; the agreement is stored "
+            "with the statement's SHA-256, and a changed statement is asked for again"
+        ),
+    )
 
     @field_validator("items")
     @classmethod

@@ -1,8 +1,14 @@
 """Rater accounts and the rating service that every front end calls.
 
-:mod:`studyhub.rating.accounts` creates accounts with one-time tokens and signs
-people in; :mod:`studyhub.rating.service` serves blinded items and stores
-answers; :mod:`studyhub.rating.answers` checks answers against the instrument.
+:mod:`~studyhub.rating.accounts` creates accounts with one-time tokens (or maps
+single sign-on identities to them) and signs people in;
+:mod:`~studyhub.rating.consent` records agreement to the consent statement;
+:mod:`~studyhub.rating.serve` serves blinded items; :mod:`~studyhub.rating.respond`
+stores answers and corrections; :mod:`~studyhub.rating.progress` reports where
+raters stand; :mod:`~studyhub.rating.answers` checks answers against the
+instrument. All are plain functions over a store and a signed-in
+:class:`Principal`, used alike by the Streamlit app, the tests and any scripted
+rater.
 """
 
 from studyhub.rating.accounts import (
@@ -16,24 +22,23 @@ from studyhub.rating.accounts import (
     list_raters,
     revoke_rater,
 )
-from studyhub.rating.service import (
+from studyhub.rating.consent import ConsentPage, consent_page, give_consent
+from studyhub.rating.progress import (
     MonitorSummary,
     Progress,
     RaterSummary,
     ResumeState,
-    ServedItem,
-    SubmitResult,
-    correct,
     monitor_summary,
-    next_item,
     progress,
     resume,
-    submit,
 )
+from studyhub.rating.respond import SubmitResult, correct, submit
+from studyhub.rating.serve import ServedItem, next_item
 
 __all__ = [
     "AUTH_FAILED",
     "ROLES",
+    "ConsentPage",
     "MonitorSummary",
     "NewRater",
     "Principal",
@@ -45,7 +50,9 @@ __all__ = [
     "SubmitResult",
     "add_rater",
     "authenticate",
+    "consent_page",
     "correct",
+    "give_consent",
     "list_raters",
     "monitor_summary",
     "next_item",

@@ -1,53 +1,176 @@
-"""What the rating modules share: the registered protocol, signed-in checks, role checks."""
+"""What the rating modules share: who is calling, the registered protocol, queue queries.
+
+Every service call re-reads the caller's account in one query (a token revoked
+since sign-in is refused on the next call) and takes the protocol from a cache
+keyed by the study's registration hash, so the hot paths (``next_item``,
+``submit``) read only the rows they use.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
-from studyhub.errors import AccessError, AuthError
+from studyhub.errors import AccessError, AuthError, InputError
 from studyhub.protocol.schema import Protocol
 from studyhub.rating.accounts import AUTH_FAILED, Principal
-from studyhub.store.models import Rater, Study
+from studyhub.store.models import Assignment, Consent, Rater, Response, Study
 
-__all__ = ["protocol_of", "require_role", "signed_in"]
+__all__ = [
+    "Caller",
+    "answered",
+    "caller",
+    "consent_sha256",
+    "current_response",
+    "own_assignment",
+    "protocol_of",
+    "queue_counts",
+    "require_role",
+]
 
 _cache: dict[str, Protocol] = {}
 _lock = threading.Lock()
 
 
-def protocol_of(study: Study) -> Protocol:
-    """The registered protocol of ``study`` (parsed once per registration hash).
+@dataclass(frozen=True)
+class Caller:
+    """The signed-in account as re-read for this call, with its study's state.
 
-    The same as :func:`studyhub.cases.enroll.registered_protocol`, without
-    importing the case and model machinery into every front end.
+    ``id`` and ``state`` are the study's (what :func:`studyhub.store.lifecycle.require`
+    reads); ``consented`` says whether the account agreed to the protocol's
+    current consent statement.
     """
-    key = f"{study.id}:{study.registration_hash}"
+
+    rater_id: int
+    name: str
+    role: str
+    id: str
+    state: str
+    registration_hash: str
+    consented: bool
+
+
+def consent_sha256(protocol: Protocol) -> str:
+    """The SHA-256 of the consent statement raters agree to."""
+    return hashlib.sha256(protocol.instrument.consent.encode("utf-8")).hexdigest()
+
+
+def protocol_of(s: Session, study_id: str, registration_hash: str) -> Protocol:
+    """The registered protocol of a study, parsed once per registration hash."""
+    key = f"{study_id}:{registration_hash}"
     with _lock:
         protocol = _cache.get(key)
     if protocol is None:
-        protocol = Protocol.model_validate_json(study.protocol_canonical)
+        text = s.scalar(select(Study.protocol_canonical).where(Study.id == study_id))
+        if text is None:  # pragma: no cover - the caller's row names the study
+            raise AuthError(AUTH_FAILED)
+        protocol = Protocol.model_validate_json(text)
         with _lock:
             _cache[key] = protocol
     return protocol
 
 
-def signed_in(s: Session, principal: Principal) -> tuple[Rater, Study]:
-    """The principal's account and study, re-read: a token revoked since sign-in is refused."""
-    rater = s.get(Rater, principal.rater_id)
-    if rater is None or rater.revoked_at is not None or rater.study_id != principal.study_id:
-        raise AuthError(AUTH_FAILED)
-    study = s.get(Study, rater.study_id)
-    if study is None:  # pragma: no cover - foreign key
-        raise AuthError(AUTH_FAILED)
-    return rater, study
+_LATEST_CONSENT = (
+    select(Consent.statement_sha256)
+    .where(Consent.rater_id == Rater.id)
+    .order_by(Consent.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+# Built once: the hot paths run it on every call.
+_CALLER = (
+    select(
+        Rater.name,
+        Rater.role,
+        Rater.revoked_at,
+        Study.id,
+        Study.state,
+        Study.registration_hash,
+        _LATEST_CONSENT.label("consent"),
+    )
+    .join(Study, Study.id == Rater.study_id)
+    .where(Rater.id == bindparam("rater_id"))
+)
 
 
-def require_role(rater: Rater, *roles: str, doing: str) -> None:
+def caller(s: Session, principal: Principal) -> tuple[Caller, Protocol]:
+    """The principal's account and study, re-read in one query, and the protocol.
+
+    Raises
+    ------
+    AuthError
+        When the account was revoked or does not belong to the principal's study.
+    """
+    row = s.execute(_CALLER, {"rater_id": principal.rater_id}).first()
+    if row is None or row.revoked_at is not None or row.id != principal.study_id:
+        raise AuthError(AUTH_FAILED)
+    protocol = protocol_of(s, row.id, row.registration_hash)
+    consented = row.consent is not None and row.consent == consent_sha256(protocol)
+    who = Caller(
+        principal.rater_id,
+        row.name,
+        row.role,
+        row.id,
+        row.state,
+        row.registration_hash,
+        consented,
+    )
+    return who, protocol
+
+
+def require_role(who: Caller | Rater, *roles: str, doing: str) -> None:
     """Refuse ``doing`` unless the account has one of ``roles``."""
-    if rater.role not in roles:
+    if who.role not in roles:
         raise AccessError(
-            f"account {rater.name!r} has role {rater.role!r}, which may not {doing}; "
+            f"account {who.name!r} has role {who.role!r}, which may not {doing}; "
             f"that needs role {' or '.join(roles)}"
         )
+
+
+def answered() -> Any:
+    """SQL: the assignment in the enclosing query has a response."""
+    return exists().where(Response.assignment_id == Assignment.id)
+
+
+def queue_counts(s: Session, rater_id: int) -> tuple[int, int]:
+    """Answered assignments and all assignments of a rater, in one query."""
+    done_q = (
+        select(func.count(Assignment.id))
+        .where(Assignment.rater_id == rater_id, answered())
+        .scalar_subquery()
+    )
+    row = s.execute(
+        select(func.count(Assignment.id), done_q).where(Assignment.rater_id == rater_id)
+    ).one()
+    return int(row[1] or 0), int(row[0] or 0)
+
+
+def current_response(s: Session, assignment_id: int) -> Response | None:
+    """The response not superseded by any other (the head of the correction chain)."""
+    newer = aliased(Response)
+    return s.scalar(
+        select(Response)
+        .where(
+            Response.assignment_id == assignment_id,
+            ~exists().where(newer.supersedes_id == Response.id),
+        )
+        .limit(1)
+    )
+
+
+def own_assignment(s: Session, who: Caller, assignment_id: Any) -> Assignment:
+    """The assignment, if it is in this rater's queue; one message for "not yours" and "none"."""
+    if isinstance(assignment_id, bool) or not isinstance(assignment_id, int):
+        raise InputError(f"assignment id is {assignment_id!r}; pass the served item's id")
+    a = s.get(Assignment, assignment_id)
+    if a is None or a.rater_id != who.rater_id or a.study_id != who.id:
+        raise AccessError(
+            f"assignment {assignment_id} is not in the queue of {who.name!r}; answer only "
+            "items served to you"
+        )
+    return a

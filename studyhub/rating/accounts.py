@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 
 from studyhub.errors import AuthError, InputError
 from studyhub.protocol.schema import Qualification
-from studyhub.rating._tx import write
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -49,10 +48,13 @@ __all__ = [
     "Principal",
     "RaterInfo",
     "add_rater",
+    "attempt_key",
     "authenticate",
     "check_qualifications",
     "list_raters",
+    "normalise_identity",
     "revoke_rater",
+    "sso_taken",
 ]
 
 Role = Literal["rater", "monitor", "admin"]
@@ -72,6 +74,7 @@ AUTH_FAILED: Final = (
 _HINT_BYTES = 4  # 8 hex characters
 _TOKEN_RE = re.compile(r"^([0-9a-f]{8})\.([A-Za-z0-9_-]{16,64})$")
 _MAX_NAME = 200
+_IDENTITY_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 # argon2id (RFC 9106 second recommended profile: t=3, m=64 MiB, p=4), salted per hash.
 _HASHER = PasswordHasher()
 # Verified against when the hint is unknown, so that case costs the same time.
@@ -121,6 +124,40 @@ class RaterInfo:
     qualifications: dict[str, Any]
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    sso_identity: str | None = None
+
+
+def normalise_identity(identity: Any) -> str:
+    """A single sign-on identity (the provider's e-mail claim) as stored: trimmed, lower case.
+
+    Raises
+    ------
+    InputError
+        When it is not an e-mail-like ``user@domain``.
+    """
+    text = identity.strip().lower() if isinstance(identity, str) else ""
+    if not _IDENTITY_RE.match(text):
+        raise InputError(
+            f"single sign-on identity {identity!r} is not an e-mail address; give the address "
+            "your identity provider signs people in with, e.g. --sso jane.doe@hospital.org"
+        )
+    return text
+
+
+def sso_taken(s: Session, study_id: str, identity: str, *, other_than: int | None = None) -> None:
+    """Refuse an identity already linked to another account of the study."""
+    holder = s.scalar(
+        select(Rater.name).where(
+            Rater.study_id == study_id,
+            Rater.sso_identity == identity,
+            Rater.id != (other_than if other_than is not None else -1),
+        )
+    )
+    if holder is not None:
+        raise InputError(
+            f"single sign-on identity {identity!r} is already linked to account {holder!r}; "
+            "one person, one account: revoke that account first or link another identity"
+        )
 
 
 def _protocol_qualifications(study_protocol_json: str) -> list[Qualification]:
@@ -212,6 +249,7 @@ def add_rater(
     *,
     role: str,
     qualifications: Mapping[str, str] | None = None,
+    sso_identity: str | None = None,
     actor: str,
 ) -> NewRater:
     """Create an account and return its one-time token.
@@ -228,6 +266,9 @@ def add_rater(
         What the account may do.
     qualifications : mapping, optional
         Qualification id -> value as typed; see :func:`check_qualifications`.
+    sso_identity : str, optional
+        The e-mail address the site's identity provider signs this person in
+        with (``st.login``); see :mod:`studyhub.rating.sso`.
     actor : str
         Who adds the account, for the audit log.
 
@@ -251,9 +292,12 @@ def add_rater(
             f"rater name {name!r} must be 1 to {_MAX_NAME} characters; give e.g. a person's "
             "initials or a pseudonym"
         )
-    with write(store) as s:
+    identity = None if sso_identity is None else normalise_identity(sso_identity)
+    with store.write() as s:
         study = get_study(s, study_id)
         lifecycle.require(study, "add raters")
+        if identity is not None:
+            sso_taken(s, study.id, identity)
         values = check_qualifications(
             qualifications or {}, _protocol_qualifications(study.protocol_canonical), role=role
         )
@@ -276,6 +320,7 @@ def add_rater(
             token_hint=hint,
             qualifications=values,
             created_at=utcnow(),
+            sso_identity=identity,
         )
         s.add(rater)
         s.flush()
@@ -284,7 +329,13 @@ def add_rater(
             actor=actor,
             action="rater_add",
             study_id=study.id,
-            payload={"rater_id": rater.id, "name": name, "role": role, "hint": hint},
+            payload={
+                "rater_id": rater.id,
+                "name": name,
+                "role": role,
+                "hint": hint,
+                "sso_identity": identity,
+            },
         )
         return NewRater(rater.id, name, role, hint, token)
 
@@ -296,7 +347,13 @@ def list_raters(store: Store, study_id: str | None) -> list[RaterInfo]:
         rows = s.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id))
         return [
             RaterInfo(
-                r.name, r.role, r.token_hint, dict(r.qualifications), r.created_at, r.revoked_at
+                r.name,
+                r.role,
+                r.token_hint,
+                dict(r.qualifications),
+                r.created_at,
+                r.revoked_at,
+                r.sso_identity,
             )
             for r in rows
         ]
@@ -310,7 +367,7 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
     InputError
         When the study has no account of that name.
     """
-    with write(store) as s:
+    with store.write() as s:
         study = get_study(s, study_id)
         rater = s.scalar(select(Rater).where(Rater.study_id == study.id, Rater.name == name))
         if rater is None:
@@ -335,10 +392,11 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
             dict(rater.qualifications),
             rater.created_at,
             rater.revoked_at,
+            rater.sso_identity,
         )
 
 
-def _key(kind: str, value: str) -> str:
+def attempt_key(kind: str, value: str) -> str:
     """Attempt keys are hashed: a client address is personal data, a hint is input."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
 
@@ -403,14 +461,18 @@ def authenticate(store: Store, study_id: str, token: str, *, client: str = "") -
     token = token.strip() if isinstance(token, str) else ""
     match = _TOKEN_RE.match(token)
     hint = match.group(1) if match else token.partition(".")[0][:32]
-    keys = [_key("hint", hint)] + ([_key("client", client)] if client else [])
+    keys = [attempt_key("hint", hint)] + ([attempt_key("client", client)] if client else [])
     now = utcnow()
-    with write(store) as s:
+    with store.write() as s:
         until = _throttled_until(s, study_id, keys)
         if until is not None:
             # Recorded, but under their own keys: waiting out the window must work.
             for key in keys:
-                s.add(AuthAttempt(study_id=study_id, key=_key("throttled", key), ok=False, at=now))
+                s.add(
+                    AuthAttempt(
+                        study_id=study_id, key=attempt_key("throttled", key), ok=False, at=now
+                    )
+                )
             rater = None
             attempts: list[AuthAttempt] = []
         else:
@@ -432,7 +494,7 @@ def authenticate(store: Store, study_id: str, token: str, *, client: str = "") -
     verified = _verify(rater.token_hash if rater is not None else _DUMMY_HASH, token)
     if not verified or rater is None or rater.revoked_at is not None:
         raise AuthError(AUTH_FAILED)
-    with write(store) as s:
+    with store.write() as s:
         for attempt in attempts:
             s.get_one(AuthAttempt, attempt.id).ok = True
     return Principal(rater.id, rater.name, rater.role, rater.study_id)

@@ -16,12 +16,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from studyhub.store.models import AuditEvent, AuditHead, utcnow
+from studyhub.store.models import AuditEvent, AuditHead, Base, utcnow
 
-__all__ = ["GENESIS", "ChainReport", "append_event", "event_hash", "verify_chain"]
+#: ``Session.info`` key of the head row that :meth:`studyhub.store.db.Store.write` locked.
+AUDIT_HEAD = "studyhub.audit_head"
+
+__all__ = [
+    "AUDIT_HEAD",
+    "GENESIS",
+    "ChainReport",
+    "append_event",
+    "event_hash",
+    "lock_head",
+    "verify_chain",
+]
 
 #: The "previous hash" of the first event.
 GENESIS = "0" * 64
@@ -56,6 +67,27 @@ def event_hash(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_EVENT = insert(Base.metadata.tables["audit_event"])
+_MOVE_HEAD = (
+    update(Base.metadata.tables["audit_head"])
+    .where(Base.metadata.tables["audit_head"].c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
+def lock_head(session: Session) -> list[Any]:
+    """Lock the chain's head row for this transaction; return ``[seq, hash]``, kept on the session.
+
+    :meth:`studyhub.store.db.Store.write` calls this first in every write
+    transaction, so all writers lock in the same order and none can deadlock.
+    """
+    seq, digest = session.execute(_LOCK_HEAD).one()
+    head = [seq, digest]
+    session.info[AUDIT_HEAD] = head
+    return head
+
+
 def append_event(
     session: Session,
     *,
@@ -63,17 +95,18 @@ def append_event(
     action: str,
     study_id: str | None = None,
     payload: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> str:
     """Append one event to the chain inside the caller's write transaction.
 
     The session must come from :meth:`studyhub.store.db.Store.write`, which has
     already locked the chain's head, so concurrent writers queue instead of
-    forking the chain.
+    forking the chain. Returns the new event's hash.
     """
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
-    seq = head.seq + 1
+    head = session.info.get(AUDIT_HEAD)
+    if not isinstance(head, list):
+        head = lock_head(session)
+    seq = head[0] + 1
+    prev_hash = head[1]
     created_at = utcnow()
     text = _canonical(payload or {})
     digest = event_hash(
@@ -83,23 +116,24 @@ def append_event(
         action=action,
         payload=text,
         created_at=created_at,
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
-    event = AuditEvent(
-        seq=seq,
-        study_id=study_id,
-        actor=actor,
-        action=action,
-        payload=text,
-        created_at=created_at,
-        prev_hash=head.hash,
-        hash=digest,
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "study_id": study_id,
+            "actor": actor,
+            "action": action,
+            "payload": text,
+            "created_at": created_at,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
-    session.add(event)
-    head.seq = seq
-    head.hash = digest
-    session.flush()
-    return event
+    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+    head[0], head[1] = seq, digest
+    return digest
 
 
 @dataclass(frozen=True)

@@ -19,19 +19,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyhub.errors import InputError, StoreError
-from studyhub.store.models import AuditHead
+from studyhub.store.audit import lock_head
 
 __all__ = ["DEFAULT_URL", "Store", "alembic_config", "open_store", "resolve_url"]
 
 DEFAULT_URL = "sqlite:///studyhub.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _migrate_lock = threading.Lock()
+# Execution option that marks the connections of read sessions.
+_MODE = "studyhub_mode"
 
 
 def resolve_url(url: str | None) -> str:
@@ -49,17 +51,30 @@ def alembic_config(url: str) -> Config:
 
 @dataclass
 class Store:
-    """An open database: its engine and a session factory."""
+    """An open database: its engine and session factories for reads and for writes."""
 
     engine: Engine
     url: str
 
     def __post_init__(self) -> None:
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(self.engine, expire_on_commit=False)
+        reads = self.engine.execution_options(**{_MODE: "read"})
+        if self.engine.dialect.name != "sqlite":
+            # At READ COMMITTED every statement reads its own snapshot anyway; without
+            # BEGIN and ROLLBACK a read costs two fewer round trips to the server.
+            reads = reads.execution_options(isolation_level="AUTOCOMMIT")
+        self._reads = sessionmaker(reads, expire_on_commit=False)
+        self._local_writer = threading.Lock()
+        #: Per-store scratch space for services' caches, dropped with the store.
+        self.caches: dict[str, Any] = {}
 
     def session(self) -> Session:
-        """A session for reads (writes go through :meth:`write`)."""
-        return self._sessions()
+        """A session for reads; nothing it writes is committed (writes go through :meth:`write`).
+
+        On SQLite a read takes no lock: it reads a consistent snapshot of the
+        write-ahead log while writers go on.
+        """
+        return self._reads()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -68,11 +83,22 @@ class Store:
         Writers are serialised on the audit chain's head row (``SELECT ... FOR
         UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite), taken first so
         that every transaction locks in the same order and none can deadlock.
+        On SQLite the threads of one process first queue on a lock of their own:
+        SQLite's busy handler retries a locked database with sleeps of up to
+        100 ms, which gave concurrent writers a long latency tail (other
+        processes still meet the busy handler).
         """
-        with self._sessions() as session, session.begin():
-            session.execute(
-                select(AuditHead).where(AuditHead.id == 1).with_for_update()
-            ).scalar_one()
+        if self.engine.dialect.name == "sqlite":
+            with self._local_writer, self._write_transaction() as session:
+                yield session
+        else:
+            with self._write_transaction() as session:
+                yield session
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Session]:
+        with self._writes() as session, session.begin():
+            lock_head(session)
             yield session
 
     def dispose(self) -> None:
@@ -151,11 +177,12 @@ def _engine(url: str, backend: str) -> Engine:
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
-    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for every transaction.
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for every write transaction.
 
     pysqlite's own transaction handling is switched off (the documented SQLAlchemy
-    recipe) so that a transaction takes the write lock at BEGIN and never fails to
-    upgrade a read lock midway.
+    recipe) so that a write transaction takes the write lock at BEGIN and never
+    fails to upgrade a read lock midway; read sessions begin a plain (deferred)
+    transaction and take no lock.
     """
 
     @event.listens_for(engine, "connect")
@@ -170,7 +197,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read = conn.get_execution_options().get(_MODE) == "read"
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def _migrate(store: Store) -> None:

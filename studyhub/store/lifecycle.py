@@ -10,7 +10,7 @@ audit event in the same transaction.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from studyhub.errors import LifecycleError
 from studyhub.store.audit import append_event
 from studyhub.store.models import Study, utcnow
 
-__all__ = ["ALLOWED", "STATES", "TRANSITIONS", "advance", "require"]
+__all__ = ["ALLOWED", "STATES", "TRANSITIONS", "StudyState", "advance", "require"]
 
 STATES: Final = ("registered", "enrolling", "rating", "closed", "analyzed", "packaged")
 
@@ -47,7 +47,17 @@ TRANSITIONS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def require(study: Study, step: str) -> None:
+class StudyState(Protocol):
+    """What :func:`require` reads: a study row, or any light view of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+def require(study: StudyState, step: str) -> None:
     """Refuse ``step`` unless the study's state allows it."""
     allowed = ALLOWED[step]
     if study.state not in allowed:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +39,7 @@ __all__ = [
     "AuthAttempt",
     "Base",
     "Case",
+    "Consent",
     "ModelVersion",
     "Prediction",
     "Rater",
@@ -227,7 +230,10 @@ class Rater(Base):
     """A person with access to a study: rater, monitor or admin."""
 
     __tablename__ = "rater"
-    __table_args__ = (UniqueConstraint("study_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "name"),
+        UniqueConstraint("study_id", "sso_identity"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("study.id"), index=True)
@@ -238,6 +244,21 @@ class Rater(Base):
     qualifications: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+    #: The single sign-on identity (the provider's e-mail claim) mapped to this account.
+    sso_identity: Mapped[str | None] = mapped_column(String(320))
+
+
+class Consent(Base):
+    """A rater's agreement to the protocol's consent statement (append-only)."""
+
+    __tablename__ = "consent"
+    __table_args__ = (UniqueConstraint("rater_id", "statement_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("study.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("rater.id"))
+    statement_sha256: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[dt.datetime]
 
 
 class ReadingSession(Base):
@@ -274,9 +295,22 @@ class Assignment(Base):
 
 
 class Response(Base):
-    """An answer to an assignment. Append-only: corrections supersede, never update."""
+    """An answer to an assignment. Append-only: corrections supersede, never update.
+
+    The database itself allows one original answer per assignment (a unique
+    index over the rows that supersede nothing) and one correction per response.
+    """
 
     __tablename__ = "response"
+    __table_args__ = (
+        Index(
+            "uq_response_original_answer",
+            "assignment_id",
+            unique=True,
+            sqlite_where=text("supersedes_id IS NULL"),
+            postgresql_where=text("supersedes_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from studyhub.app import context
 from studyhub.commands.serve import APP_SCRIPT
-from studyhub.rating import AUTH_FAILED
-from studyhub.rating.service import monitor_summary, progress
+from studyhub.rating import AUTH_FAILED, consent_page, monitor_summary, progress
+from studyhub.store.models import Assignment, AuditEvent, Consent
 from tests.rating.conftest import STUDY, RatingStudy
 
 TIMEOUT_S = 30
@@ -119,6 +120,36 @@ def test_a_rater_consents_rates_one_item_and_progress_advances(
     _assert_blinded(at, rs)
 
 
+def test_consent_is_recorded_once_and_reading_the_start_page_starts_no_clock(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    alice = rs.principals["alice"]
+    at = _sign_in(app(), rs.tokens["alice"])
+    assert at.checkbox(key="consent_box").label == consent_page(rs.store, alice).statement
+    with rs.store.session() as s:  # the start page served nothing
+        assert (
+            s.scalar(
+                select(func.count(Assignment.id)).where(Assignment.first_served_at.is_not(None))
+            )
+            == 0
+        )
+        assert s.scalar(select(func.count(Consent.id))) == 0
+    at = _consent(at)
+    assert at.get("progress")[0].proto.text.startswith("Item 1 of 5")
+    with rs.store.session() as s:
+        (row,) = s.scalars(select(Consent)).all()
+        assert row.statement_sha256 == consent_page(rs.store, alice).statement_sha256
+        assert [e.action for e in s.scalars(select(AuditEvent))].count("consent") == 1
+    # signing in again: the agreement is shown with its date, one click continues
+    again = _sign_in(app(), rs.tokens["alice"])
+    assert again.title[0].value == "Before you start"
+    assert not again.checkbox and "You agreed on" in again.caption[-1].value
+    again = again.button(key="start").click().run()
+    assert again.get("progress")[0].proto.text.startswith("Item 1 of 5")
+    with rs.store.session() as s:
+        assert s.scalar(select(func.count(Consent.id))) == 1
+
+
 def test_missing_answers_show_the_service_message_and_store_nothing(
     app: Callable[[], AppTest], rs: RatingStudy
 ) -> None:
@@ -162,7 +193,7 @@ def test_the_whole_queue_shows_the_catch_prompt_and_ends_all_done(
 def test_a_washout_shows_when_the_next_session_opens(
     make_study: Callable[..., RatingStudy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rs = make_study(washout_days=7)
+    rs = make_study(washout_days=7, consented=False)
     monkeypatch.setenv(context.DB_ENV, rs.store.url)
     monkeypatch.setenv(context.STUDY_ENV, STUDY)
     try:

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from studyhub.rating.sso import link_sso
 from studyhub.store.db import open_store
-from studyhub.store.models import Response
+from studyhub.store.models import Consent, Rater, Response
 from tests.rating.conftest import STUDY, build_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,17 +40,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (.ci/run installs it)")
-    db = f"sqlite:///{tmp_path / 'served.db'}"
-    store = open_store(db)
-    study = build_study(store, demo_copy, raters=("alice",))
-    store.dispose()
-    port = _free_port()
+@contextlib.contextmanager
+def _server(tmp_path: Path, db: str, *extra: str, port: int | None = None) -> Iterator[str]:
+    """``studyhub serve`` on loopback (a free port by default); yields its URL once it answers."""
+    port = port or _free_port()
     exe = Path(sys.executable).parent / "studyhub"
-    log = (tmp_path / "server.log").open("w")
+    log_path = tmp_path / f"server-{port}.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             str(exe),
@@ -62,6 +59,7 @@ def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
             str(port),
             "--address",
             "127.0.0.1",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -71,9 +69,7 @@ def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(
-                    f"studyhub serve exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}"
-                )
+                pytest.fail(f"studyhub serve exited with {proc.returncode}: {log_path.read_text()}")
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
@@ -83,8 +79,8 @@ def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
             if time.monotonic() > deadline:
                 pytest.fail("studyhub serve did not answer within 60 s")
             time.sleep(0.5)
-        yield {"url": url, "db": db, "study": study}
-        assert proc.poll() is None, "the server crashed during the test"
+        yield url
+        assert proc.poll() is None, f"the server crashed during the test: {log_path.read_text()}"
     finally:
         proc.terminate()
         try:
@@ -92,6 +88,34 @@ def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _chromium(pw):  # type: ignore[no-untyped-def]
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path, demo_copy: Path) -> Iterator[dict[str, object]]:
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs it)")
+    db = f"sqlite:///{tmp_path / 'served.db'}"
+    store = open_store(db)
+    study = build_study(store, demo_copy, raters=("alice",), consented=False)
+    store.dispose()
+    with _server(tmp_path, db) as url:
+        yield {"url": url, "db": db, "study": study}
 
 
 def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) -> None:
@@ -102,19 +126,7 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
     seen_urls: list[str] = []
     seen_bytes: list[bytes] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = _chromium(pw)
         page = browser.new_page()
 
         def keep(response) -> None:  # type: ignore[no-untyped-def]
@@ -175,5 +187,81 @@ def _responses(db: str) -> int:
     try:
         with store.session() as s:
             return len(list(s.scalars(select(Response.id))))
+    finally:
+        store.dispose()
+
+
+def test_single_sign_on_maps_the_providers_identity_to_the_account(
+    tmp_path: Path, demo_copy: Path
+) -> None:
+    """A real OpenID Connect provider (oidc-provider-mock) behind st.login, driven in Chromium."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (.ci/run installs it)")
+    from oidc_provider_mock import User, run_server_in_thread
+    from playwright.sync_api import sync_playwright
+
+    db = f"sqlite:///{tmp_path / 'sso.db'}"
+    store = open_store(db)
+    build_study(store, demo_copy, raters=("alice",), consented=False)
+    link_sso(store, STUDY, "alice", "Alice.Reader@Site.example", actor="lead")
+    store.dispose()
+    users = [
+        User(
+            sub="alice-sub", claims={"email": "alice.reader@site.example", "email_verified": True}
+        ),
+        User(sub="mallory-sub", claims={"email": "mallory@site.example", "email_verified": True}),
+    ]
+    port = _free_port()
+    secrets_toml = tmp_path / "secrets.toml"
+    with run_server_in_thread(user_claims=users) as provider:
+        secrets_toml.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+            'cookie_secret = "a-long-random-test-secret-0123456789"\n'
+            'client_id = "studyhub-test"\n'
+            'client_secret = "test-client-secret"\n'
+            "server_metadata_url = "
+            f'"http://localhost:{provider.server_port}/.well-known/openid-configuration"\n'
+        )
+        with (
+            _server(tmp_path, db, "--secrets", str(secrets_toml), port=port) as url,
+            sync_playwright() as pw,
+        ):
+            browser = _chromium(pw)
+            # mallory: the provider vouches for her, but no account is linked to her address
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("button", name="Single sign-on").click()
+            page.get_by_role("button", name="mallory-sub").click()
+            page.get_by_text(
+                "single sign-on: 'mallory@site.example' has no active account"
+            ).wait_for(timeout=30_000)
+            page.close()
+            # alice: mapped to her account; consent and one item follow as with a token
+            page = browser.new_context().new_page()
+            page.goto(url)
+            page.get_by_role("button", name="Single sign-on").click()
+            page.get_by_role("button", name="alice-sub").click()
+            page.get_by_text("Signed in as alice").wait_for(timeout=30_000)
+            page.get_by_text("I take part voluntarily").click()
+            page.get_by_role("button", name="Start rating").click()
+            page.get_by_role("button", name="Submit and continue").wait_for(timeout=30_000)
+            page.get_by_text("4", exact=True).first.click()
+            page.get_by_text("Yes", exact=True).first.click()
+            page.get_by_role("button", name="Submit and continue").click()
+            deadline = time.monotonic() + 30
+            while _responses(db) < 1:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no answer stored; page says {page.inner_text('body')[:500]}")
+                time.sleep(0.3)
+            browser.close()
+    store = open_store(db, create=False)
+    try:
+        with store.session() as s:
+            (row,) = s.scalars(select(Response)).all()
+            rater = s.get_one(Rater, row.rater_id)
+            assert rater.name == "alice"
+            consents = s.scalars(select(Consent.rater_id)).all()
+            assert consents == [rater.id]
     finally:
         store.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from studyhub.protocol import load_study
 from studyhub.rating import accounts
 from studyhub.rating.accounts import Principal, add_rater, authenticate
+from studyhub.rating.consent import consent_page, give_consent
 from studyhub.store import lifecycle
 from studyhub.store.db import Store
 from studyhub.store.models import (
@@ -26,6 +28,7 @@ from studyhub.store.models import (
     ModelVersion,
     Prediction,
     ReadingSession,
+    Response,
     Stimulus,
     Study,
     utcnow,
@@ -75,6 +78,7 @@ def build_study(
     raters: tuple[str, ...] = ("alice", "bob"),
     layout: list[tuple[int, int, str, int, int]] | None = None,
     state: str = "rating",
+    consented: bool = True,
 ) -> RatingStudy:
     register(store, load_study(protocol_path), actor="lead")
     with store.write() as s:
@@ -178,6 +182,10 @@ def build_study(
         if state == "rating":
             lifecycle.advance(s, study, "rating", actor="lead")
     principals = {n: authenticate(store, STUDY, t) for n, t in tokens.items()}
+    if consented:
+        for name in raters:
+            page = consent_page(store, principals[name])
+            give_consent(store, principals[name], page.statement_sha256)
     return RatingStudy(store, tokens, principals, queue, secrets)
 
 
@@ -206,3 +214,26 @@ def rs(make_study: Callable[..., RatingStudy]) -> RatingStudy:
 
 
 GOOD = {"usefulness": 4, "plausible": "yes"}
+
+
+def new_key() -> str:
+    """A fresh idempotency key."""
+    return uuid.uuid4().hex
+
+
+def answer_next(rs: RatingStudy, name: str, answers=None, **kw):  # type: ignore[no-untyped-def]
+    """Serve ``name``'s next item and submit ``answers`` (GOOD by default) to it."""
+    from studyhub.rating import next_item, submit
+
+    p = rs.principals[name]
+    item = next_item(rs.store, p)
+    assert item is not None
+    kw.setdefault("time_on_task_ms", 4200)
+    kw.setdefault("idempotency_key", new_key())
+    return item, submit(rs.store, p, item.assignment_id, answers or GOOD, **kw)
+
+
+def stored_responses(rs: RatingStudy) -> list[Response]:
+    """Every response row, in insertion order."""
+    with rs.store.session() as s:
+        return list(s.scalars(select(Response).order_by(Response.id)))

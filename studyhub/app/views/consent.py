@@ -1,27 +1,27 @@
-"""Consent and instructions, shown once per sign-in before the queue."""
+"""The start page: instructions and the consent statement, shown after every sign-in.
+
+Agreement is recorded in the store (once per account and statement); reading
+this page serves no item and starts no clock. A rater who agreed before sees
+the instructions again and continues with one click.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from studyhub.app.context import give_consent
+from studyhub.app.context import mark_started
 from studyhub.app.views import done, plain
-from studyhub.rating import Principal, resume
+from studyhub.rating import Principal, ResumeState, consent_page, give_consent
 from studyhub.store.db import Store
 
-__all__ = ["CONSENT_TEXT", "show"]
-
-#: What the rater agrees to before the queue opens.
-CONSENT_TEXT = (
-    "I take part voluntarily. My answers, the time I take per item and the marks I place "
-    "are stored under my account name for this study and analysed without my name."
-)
+__all__ = ["show"]
 
 
 def show(store: Store, principal: Principal) -> None:
-    """Draw the protocol's instructions and a consent box; start the queue on agreement.
+    """Draw the instructions and the consent box; open the queue on agreement.
 
-    When nothing is waiting (all done, a washout), that is shown instead.
+    When nothing is waiting (all done, a washout, an empty queue), that is shown
+    instead.
 
     Parameters
     ----------
@@ -30,18 +30,28 @@ def show(store: Store, principal: Principal) -> None:
     principal : Principal
         The signed-in rater.
     """
-    state = resume(store, principal)
-    if state.item is None:
-        done.show(state)
+    page = consent_page(store, principal)
+    prog = page.progress
+    if prog.finished or prog.total == 0 or prog.next_session_opens_at is not None:
+        done.show(ResumeState(None, prog, page.message))
         return
     st.title("Before you start")
     st.subheader("Instructions")
-    st.markdown(plain(state.item.instrument.instructions))
-    st.caption(plain(state.message))
-    agreed = st.checkbox(CONSENT_TEXT, key="consent_box")
+    st.markdown(plain(page.instructions))
+    st.caption(plain(page.message))
+    st.subheader("Consent")
+    if page.given_at is not None:
+        st.write(plain(page.statement))
+        st.caption(f"You agreed on {page.given_at:%Y-%m-%d %H:%M} UTC.")
+        if st.button("Continue", type="primary", key="start"):
+            mark_started()
+            st.rerun()
+        return
+    agreed = st.checkbox(page.statement, key="consent_box")
     if st.button("Start rating", type="primary", key="start"):
         if not agreed:
             st.warning("Tick the box above to agree before you start.")
             return
-        give_consent()
+        give_consent(store, principal, page.statement_sha256)
+        mark_started()
         st.rerun()

@@ -38,6 +38,7 @@ def show(store: Store, principal: Principal) -> None:
     rows = [
         {
             "rater": r.name + (" (revoked)" if r.revoked else ""),
+            "consented": "yes" if r.consented else "not yet",
             "done": r.done,
             "total": r.total,
             "completion": f"{100 * r.done / r.total:.0f}%" if r.total else "–",
