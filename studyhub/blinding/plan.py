@@ -17,7 +17,7 @@ Item kinds (``Assignment.kind``)
         again with an instruction. ``expected`` is
         ``{"answers": {<instrument item id>: <the answer asked for>},
         "prompt": <the instruction the app shows>}`` (the form
-        :mod:`studyhub.rating.service` scores), e.g. ``{"answers":
+        :func:`studyhub.rating.monitor_summary` scores), e.g. ``{"answers":
         {"usefulness": 5}, "prompt": "Attention check: for this image please
         answer 'very useful' (5) to: How useful is ..."}``. The first
         likert item is used (a random value of its scale), else the first yes_no

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,8 +14,9 @@ from streamlit.testing.v1 import AppTest
 
 from studyhub.app import context
 from studyhub.commands.serve import APP_SCRIPT
+from studyhub.protocol import load_study
 from studyhub.rating import AUTH_FAILED, consent_page, monitor_summary, progress
-from studyhub.store.models import Assignment, AuditEvent, Consent
+from studyhub.store.models import Assignment, AuditEvent, Consent, Response
 from tests.rating.conftest import STUDY, RatingStudy
 
 TIMEOUT_S = 30
@@ -50,6 +53,33 @@ def _assert_blinded(at: AppTest, rs: RatingStudy) -> None:
         assert not re.search(rf"(?<![A-Za-z0-9_]){re.escape(secret)}(?![A-Za-z0-9_])", text), secret
 
 
+def _clickable(at: AppTest) -> list[Any]:
+    """The clickable stimulus images (a custom component) on the page."""
+    return [
+        c for c in at.get("component_instance") if "image_coordinates" in c.proto.component_name
+    ]
+
+
+def _clickable_png(at: AppTest) -> bytes:
+    """The PNG the clickable stimulus shows (sent to the browser as a data URL)."""
+    (component,) = _clickable(at)
+    src = json.loads(component.proto.json_args)["src"]
+    return base64.b64decode(src.split(",", 1)[1])
+
+
+def _stimulus_caption(at: AppTest) -> str:
+    """The stimulus's caption, without the hint about clicking."""
+    (text,) = [c.value for c in at.caption if "highlight" in c.value]
+    return str(text).split(" · ")[0]
+
+
+def _questions(at: AppTest) -> dict[str, Any]:
+    """The instrument's radio questions by item id (keys ``<assignment>:<item>``)."""
+    return {
+        str(r.key).split(":", 1)[1]: r for r in at.radio if str(r.key).split(":", 1)[0].isdigit()
+    }
+
+
 def _sign_in(at: AppTest, token: str) -> AppTest:
     at.run()
     at.text_input[0].input(token)
@@ -62,7 +92,7 @@ def _consent(at: AppTest) -> AppTest:
 
 
 def _answer(at: AppTest, usefulness: int = 4, plausible: str = "yes") -> AppTest:
-    radios = {str(r.key).split(":", 1)[1]: r for r in at.radio}
+    radios = _questions(at)
     radios["usefulness"].set_value(usefulness)
     radios["plausible"].set_value(plausible)
     submit = next(b for b in at.button if b.key and b.key.startswith("submit:"))
@@ -99,9 +129,10 @@ def test_a_rater_consents_rates_one_item_and_progress_advances(
     assert at.warning[0].value.startswith("Tick the box")
     at = _consent(at)
     assert not at.exception and not at.error
-    assert len(at.get("image")) == 2  # the stimulus and, beside it, the original
+    # the stimulus (a clickable image, for cue marks) and, beside it, the original
+    assert len(_clickable(at)) == 1 and len(at.get("image")) == 1
     assert at.get("progress")[0].proto.text.startswith("Item 1 of 5")
-    assert {str(r.key).split(":", 1)[1] for r in at.radio} == {"usefulness", "plausible"}
+    assert set(_questions(at)) == {"usefulness", "plausible"}
     assert progress(rs.store, alice).done == 0
     # one cue mark, entered as numbers
     aid = rs.queue["alice"][0]
@@ -165,12 +196,28 @@ def test_overlay_toggle_and_opacity_change_the_stimulus(
 ) -> None:
     at = _consent(_sign_in(app(), rs.tokens["alice"]))
     aid = rs.queue["alice"][0]
-    assert at.get("image")[0].proto.imgs[0].caption == "With the highlight"
+    assert _stimulus_caption(at) == "With the highlight"
+    stored = _clickable_png(at)
     at = at.slider(key=f"opacity:{aid}").set_value(0.8).run()
-    assert at.get("image")[0].proto.imgs[0].caption == "With the highlight (80% opacity)"
+    assert _stimulus_caption(at) == "With the highlight (80% opacity)"
+    assert _clickable_png(at) != stored  # blended anew at 80%
     at = at.toggle(key=f"overlay:{aid}").set_value(False).run()
-    assert at.get("image")[0].proto.imgs[0].caption == "Without the highlight"
+    assert _stimulus_caption(at) == "Without the highlight"
     assert at.slider(key=f"opacity:{aid}").disabled
+
+
+def test_zoom_shows_position_controls_and_says_so(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _consent(_sign_in(app(), rs.tokens["alice"]))
+    aid = rs.queue["alice"][0]
+    assert not [s for s in at.slider if str(s.key).startswith("pan_")]
+    at = at.select_slider(key=f"zoom:{aid}").set_value(2.0).run()
+    assert not at.exception
+    assert {str(s.key) for s in at.slider} >= {f"pan_x:{aid}", f"pan_y:{aid}"}
+    assert _stimulus_caption(at) == "With the highlight, zoomed 2x"
+    at = at.slider(key=f"pan_x:{aid}").set_value(0.9).run()
+    assert not at.exception and _stimulus_caption(at) == "With the highlight, zoomed 2x"
 
 
 def test_the_whole_queue_shows_the_catch_prompt_and_ends_all_done(
@@ -228,3 +275,65 @@ def test_sign_out_returns_to_sign_in(app: Callable[[], AppTest], rs: RatingStudy
     at = _sign_in(app(), rs.tokens["monica"])
     at = at.sidebar.button[0].click().run()
     assert at.title[0].value == "Sign in"
+
+
+def test_every_instrument_item_type_is_drawn_answered_and_stored_normalised(
+    make_study: Callable[..., RatingStudy],
+    demo_copy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Single choice, diagnosis with confidence and free text, next to Likert and yes/no."""
+    text = demo_copy.read_text()
+    anchor = "    - id: comment\n"
+    assert anchor in text
+    demo_copy.write_text(
+        text.replace(
+            anchor,
+            "    - id: region\n"
+            "      type: single_choice\n"
+            "      prompt: Where is the strongest highlight?\n"
+            "      choices: [on the defect, next to it, elsewhere]\n"
+            "    - id: diagnosis\n"
+            "      type: diagnosis\n"
+            "      prompt: What defect do you see?\n" + anchor,
+            1,
+        )
+    )
+    rs = make_study(consented=False)
+    monkeypatch.setenv(context.DB_ENV, rs.store.url)
+    monkeypatch.setenv(context.STUDY_ENV, STUDY)
+    try:
+        at = _consent(
+            _sign_in(
+                AppTest.from_file(str(APP_SCRIPT), default_timeout=TIMEOUT_S), rs.tokens["alice"]
+            )
+        )
+        aid = rs.queue["alice"][0]
+        questions = _questions(at)
+        assert set(questions) == {"usefulness", "plausible", "region", "diagnosis:label"}
+        assert questions["region"].options == ["on the defect", "next to it", "elsewhere"]
+        labels = questions["diagnosis:label"].options
+        # the protocol's classes, in the model's order
+        assert labels == list(load_study(demo_copy).protocol.data.labels)
+        assert set(labels) == {"none", "crack", "scratch", "pit"}
+        _assert_blinded(at, rs)
+        questions["usefulness"].set_value(5)
+        questions["plausible"].set_value("no")
+        questions["region"].set_value("next to it")
+        questions["diagnosis:label"].set_value("scratch")
+        at.slider(key=f"{aid}:diagnosis:confidence").set_value(80)
+        at.text_area(key=f"{aid}:comment").input("  glare on the left  ")
+        submit = next(b for b in at.button if b.key and b.key.startswith("submit:"))
+        at = submit.click().run()
+        assert not at.exception and not at.error
+        with rs.store.session() as s:
+            (row,) = s.scalars(select(Response)).all()
+        assert row.answers == {
+            "usefulness": 5,
+            "plausible": "no",
+            "region": "next to it",
+            "diagnosis": {"label": "scratch", "confidence": 80.0},
+            "comment": "glare on the left",
+        }
+    finally:
+        context.get_store.clear()

@@ -146,7 +146,18 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
             seen_html.append(page.content())
             page.get_by_text("4", exact=True).first.click()
             page.get_by_text("Yes", exact=True).first.click()
-            if n == 1:
+            if n == 1:  # a cue mark by clicking the image: a quarter across, half way down
+                page.get_by_text("misleading cue", exact=True).first.click()
+                picture = page.frame_locator(
+                    'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
+                ).locator("img")
+                picture.wait_for(timeout=30_000)
+                box = picture.bounding_box()
+                assert box is not None
+                picture.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
+                page.get_by_text("misleading cue").nth(1).wait_for(timeout=10_000)
+            if n == 2:  # and one typed as numbers
+                page.get_by_text("Or enter a point by numbers").click()
                 page.get_by_role("button", name="Add mark").click()
                 page.get_by_text("x = 0.50, y = 0.50").first.wait_for(timeout=10_000)
             page.get_by_role("button", name="Submit and continue").click()
@@ -170,7 +181,12 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
     assert all(
         r.answers.get("usefulness") == 4 and r.answers.get("plausible") == "yes" for r in rows
     )
-    assert sum(len((r.cue_marks or {}).get("marks", [])) for r in rows) == 1
+    marks = [m for r in rows for m in (r.cue_marks or {}).get("marks", [])]
+    assert len(marks) == 2
+    clicked, typed = marks
+    assert clicked["tag"] == "misleading"
+    assert abs(clicked["x"] - 0.25) < 0.03 and abs(clicked["y"] - 0.5) < 0.03
+    assert typed == {"x": 0.5, "y": 0.5, "tag": "correct"}
     assert all(r.time_on_task_ms and r.time_on_task_ms > 0 for r in rows)
 
     secrets = {w for w in study.secrets if len(w) >= 3}  # type: ignore[attr-defined]

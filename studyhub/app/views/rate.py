@@ -1,8 +1,10 @@
 """The rating queue: one blinded item at a time, its instrument, cue marks and submit.
 
-Cue marks are entered as numbers (x and y as fractions of the image, from the
-top-left corner) plus a tag: no clickable-image component is installed, and a
-form of plain inputs is also what ``AppTest`` can drive.
+Cue marks are placed by clicking the image (``streamlit-image-coordinates``),
+each click tagged with the tag chosen beside it; the same points can be typed
+as numbers (x and y as fractions of the image, from the top-left corner), which
+keyboard users and ``AppTest`` use. Zoom crops the image area around a chosen
+centre; clicks on a zoomed view land where they point on the whole image.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import time
 from typing import Any
 
 import streamlit as st
+from streamlit_image_coordinates import streamlit_image_coordinates
 
 from studyhub.app.context import forget_item, item_state
-from studyhub.app.imaging import compose_overlay
+from studyhub.app.imaging import View, click_to_image, compose_overlay, draw_marks, zoom_view
 from studyhub.app.views import done, plain
 from studyhub.errors import StudyhubError
 from studyhub.protocol.schema import Item
@@ -24,6 +27,7 @@ from studyhub.store.db import Store
 __all__ = ["show"]
 
 _TAG_WORDS = {"correct": "correct cue", "misleading": "misleading cue"}
+_ZOOMS = [1.0, 1.5, 2.0, 3.0, 4.0]
 
 
 def show(store: Store, principal: Principal) -> None:
@@ -51,7 +55,7 @@ def show(store: Store, principal: Principal) -> None:
         st.warning(plain(item.catch_prompt))
     left, right = st.columns([3, 2])
     with left:
-        _stimulus(item)
+        _stimulus(item, kept)
     with right:
         answers = _instrument(item)
         if item.instrument.cue_marking:
@@ -91,17 +95,18 @@ def _progress_bar(prog: Progress, item: ServedItem) -> None:
     )
 
 
-def _stimulus(item: ServedItem) -> None:
+def _stimulus(item: ServedItem, kept: dict[str, Any]) -> None:
     aid = item.assignment_id
     original, overlay = item.original_png, item.overlay_png
-    show_overlay = st.toggle(
+    c1, c2, c3 = st.columns(3)
+    show_overlay = c1.toggle(
         "Show the highlight",
         value=True,
         key=f"overlay:{aid}",
         disabled=original is None,
         help=None if original is not None else "This item has no image without the highlight.",
     )
-    opacity = st.slider(
+    opacity = c2.slider(
         "Highlight opacity",
         min_value=0.0,
         max_value=1.0,
@@ -110,6 +115,15 @@ def _stimulus(item: ServedItem) -> None:
         key=f"opacity:{aid}",
         disabled=not show_overlay or original is None or overlay is None,
     )
+    zoom = c3.select_slider(
+        "Zoom", options=_ZOOMS, value=1.0, key=f"zoom:{aid}", format_func=lambda z: f"{z:g}x"
+    )
+    view = View(0.0, 0.0, 1.0)
+    if zoom > 1.0:
+        p1, p2 = st.columns(2)
+        cx = p1.slider("Horizontal position", 0.0, 1.0, 0.5, 0.05, key=f"pan_x:{aid}")
+        cy = p2.slider("Vertical position", 0.0, 1.0, 0.5, 0.05, key=f"pan_y:{aid}")
+        view = View.centred(zoom, cx, cy)
     if not show_overlay and original is not None:
         image, caption = original, "Without the highlight"
     elif original is not None and overlay is not None and abs(opacity - item.opacity) > 1e-9:
@@ -118,12 +132,16 @@ def _stimulus(item: ServedItem) -> None:
         caption = f"With the highlight ({opacity:.0%} opacity)"
     else:
         image, caption = item.image_png, "With the highlight"
+    if not view.full:
+        caption += f", zoomed {zoom:g}x"
+    shown = zoom_view(image, view)
     if original is None:
-        st.image(image, caption=caption, width="stretch")
+        _main_image(item, shown, caption, view, kept)
     else:
         main_col, side_col = st.columns(2)
-        main_col.image(image, caption=caption, width="stretch")
-        side_col.image(original, caption="Original", width="stretch")
+        with main_col:
+            _main_image(item, shown, caption, view, kept)
+        side_col.image(zoom_view(original, view), caption="Original", width="stretch")
     if item.legend:
         st.caption(plain(item.legend))
     if item.cue_text:
@@ -131,6 +149,31 @@ def _stimulus(item: ServedItem) -> None:
     if item.narrative:
         st.markdown(plain(item.narrative))
     st.caption(f"Item code {item.code}")
+
+
+def _main_image(
+    item: ServedItem, shown: bytes, caption: str, view: View, kept: dict[str, Any]
+) -> None:
+    """The stimulus; clickable for cue marks when the protocol asks for them."""
+    if not item.instrument.cue_marking:
+        st.image(shown, caption=caption, width="stretch")
+        return
+    aid = item.assignment_id
+    marks: list[dict[str, Any]] = kept["marks"]
+    picture = draw_marks(shown, marks, view)
+    click = streamlit_image_coordinates(
+        picture, key=f"click:{aid}", use_column_width="always", cursor="crosshair"
+    )
+    st.caption(f"{caption} · click the image to mark a cue")
+    if not isinstance(click, dict) or click.get("unix_time") == kept.get("last_click"):
+        return
+    kept["last_click"] = click.get("unix_time")
+    point = click_to_image(click, picture.width, picture.height, view)
+    if point is None:
+        return  # a click on the colour bar or outside the image marks nothing
+    tag = st.session_state.get(f"click_tag:{aid}", CUE_TAGS[0])
+    marks.append({"x": round(point[0], 4), "y": round(point[1], 4), "tag": tag})
+    st.rerun()
 
 
 def _instrument(item: ServedItem) -> dict[str, Any]:
@@ -181,20 +224,27 @@ def _question(item: ServedItem, q: Item) -> Any:
 def _cue_marks(item: ServedItem, marks: list[dict[str, Any]]) -> None:
     aid = item.assignment_id
     st.markdown("**Mark cues** (optional)")
-    st.caption(
-        "Give a point as fractions of the image: x from the left edge (0) to the right (1), "
-        "y from the top (0) to the bottom (1)."
+    st.radio(
+        "A click on the image marks a",
+        list(CUE_TAGS),
+        key=f"click_tag:{aid}",
+        horizontal=True,
+        format_func=lambda t: _TAG_WORDS[t],
     )
-    c1, c2, c3 = st.columns(3)
-    x = c1.number_input("x", 0.0, 1.0, 0.5, 0.01, key=f"mark_x:{aid}")
-    y = c2.number_input("y", 0.0, 1.0, 0.5, 0.01, key=f"mark_y:{aid}")
-    tag = c3.selectbox(
-        "Tag", list(CUE_TAGS), key=f"mark_tag:{aid}", format_func=lambda t: _TAG_WORDS[t]
-    )
-    b1, b2 = st.columns(2)
-    if b1.button("Add mark", key=f"mark_add:{aid}"):
-        marks.append({"x": float(x), "y": float(y), "tag": tag})
-    if b2.button("Remove last mark", key=f"mark_pop:{aid}", disabled=not marks) and marks:
+    with st.expander("Or enter a point by numbers"):
+        st.caption(
+            "x from the left edge (0) to the right (1), y from the top (0) to the bottom (1), "
+            "of the whole image."
+        )
+        c1, c2, c3 = st.columns(3)
+        x = c1.number_input("x", 0.0, 1.0, 0.5, 0.01, key=f"mark_x:{aid}")
+        y = c2.number_input("y", 0.0, 1.0, 0.5, 0.01, key=f"mark_y:{aid}")
+        tag = c3.selectbox(
+            "Tag", list(CUE_TAGS), key=f"mark_tag:{aid}", format_func=lambda t: _TAG_WORDS[t]
+        )
+        if st.button("Add mark", key=f"mark_add:{aid}"):
+            marks.append({"x": float(x), "y": float(y), "tag": tag})
+    if st.button("Remove last mark", key=f"mark_pop:{aid}", disabled=not marks) and marks:
         marks.pop()
     for n, mark in enumerate(marks, 1):
         st.write(f"{n}. x = {mark['x']:.2f}, y = {mark['y']:.2f} — {_TAG_WORDS[mark['tag']]}")
