@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyhub.errors import AuthError, InputError
-from studyhub.protocol.schema import Qualification
+from studyhub.rating.qualifications import check_qualifications, protocol_qualifications
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -50,7 +50,6 @@ __all__ = [
     "add_rater",
     "attempt_key",
     "authenticate",
-    "check_qualifications",
     "list_raters",
     "normalise_identity",
     "revoke_rater",
@@ -160,88 +159,6 @@ def sso_taken(s: Session, study_id: str, identity: str, *, other_than: int | Non
         )
 
 
-def _protocol_qualifications(study_protocol_json: str) -> list[Qualification]:
-    from studyhub.protocol.schema import Protocol
-
-    return list(Protocol.model_validate_json(study_protocol_json).raters.qualifications)
-
-
-def check_qualifications(
-    given: Mapping[str, str], required: Sequence[Qualification], *, role: str
-) -> dict[str, Any]:
-    """Validate ``id=value`` qualifications against the protocol's list.
-
-    Parameters
-    ----------
-    given : mapping of str to str
-        Qualification id -> the value as typed (``--qual inspection_years=4``).
-    required : sequence of Qualification
-        ``raters.qualifications`` of the registered protocol.
-    role : str
-        Raters must give every qualification; monitors and admins may omit them.
-
-    Returns
-    -------
-    dict
-        The typed values: years as float, yes_no as bool, text as str.
-
-    Raises
-    ------
-    InputError
-        For an unknown id, a missing one (raters), a value of the wrong type, or
-        years below the protocol's minimum.
-    """
-    by_id = {q.id: q for q in required}
-    unknown = sorted(set(given) - set(by_id))
-    if unknown:
-        raise InputError(
-            f"unknown qualification {', '.join(map(repr, unknown))}; the protocol records "
-            f"{', '.join(sorted(by_id)) or 'no qualifications'}"
-        )
-    missing = [q for q in required if q.id not in given]
-    if role == "rater" and missing:
-        hints = " ".join(f"--qual {q.id}={_example(q)}" for q in missing)
-        raise InputError(
-            f"missing qualification {', '.join(repr(q.id) for q in missing)} "
-            f"({'; '.join(q.description for q in missing)}); add {hints}"
-        )
-    values: dict[str, Any] = {}
-    for key, raw in given.items():
-        q = by_id[key]
-        text = raw.strip()
-        if q.type == "years":
-            try:
-                years = float(text)
-            except ValueError:
-                years = math.nan
-            if not math.isfinite(years) or years < 0:
-                raise InputError(
-                    f"qualification {key!r} is {raw!r}; give a number of years, e.g. {key}=4"
-                )
-            if q.minimum is not None and years < q.minimum:
-                raise InputError(
-                    f"qualification {key!r} is {years:g} years, below the protocol's minimum of "
-                    f"{q.minimum:g} ({q.description}); this person does not qualify as a rater"
-                )
-            values[key] = years
-        elif q.type == "yes_no":
-            low = text.lower()
-            if low not in ("yes", "no"):
-                raise InputError(f"qualification {key!r} is {raw!r}; give {key}=yes or {key}=no")
-            values[key] = low == "yes"
-        else:
-            if not text:
-                raise InputError(f"qualification {key!r} is empty; give {key}=<text>")
-            values[key] = text
-    return values
-
-
-def _example(q: Qualification) -> str:
-    if q.type == "years":
-        return f"{q.minimum:g}" if q.minimum is not None else "5"
-    return "yes" if q.type == "yes_no" else "'...'"
-
-
 def add_rater(
     store: Store,
     study_id: str | None,
@@ -265,7 +182,8 @@ def add_rater(
     role : {"rater", "monitor", "admin"}
         What the account may do.
     qualifications : mapping, optional
-        Qualification id -> value as typed; see :func:`check_qualifications`.
+        Qualification id -> value as typed; see
+        :func:`~studyhub.rating.qualifications.check_qualifications`.
     sso_identity : str, optional
         The e-mail address the site's identity provider signs this person in
         with (``st.login``); see :mod:`studyhub.rating.sso`.
@@ -299,7 +217,7 @@ def add_rater(
         if identity is not None:
             sso_taken(s, study.id, identity)
         values = check_qualifications(
-            qualifications or {}, _protocol_qualifications(study.protocol_canonical), role=role
+            qualifications or {}, protocol_qualifications(study.protocol_canonical), role=role
         )
         taken = s.scalar(select(Rater.id).where(Rater.study_id == study.id, Rater.name == name))
         if taken is not None:
