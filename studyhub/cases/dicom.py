@@ -11,6 +11,12 @@ has one (the linear VOI function of DICOM PS3.3 C.11.2.1.2.1), else by the
 image's own minimum and maximum. ``MONOCHROME1`` images (low values bright) are
 inverted after that, so 1 is always bright. Colour images (three samples per
 pixel) are divided by the largest stored value, ``2**BitsStored - 1``.
+:func:`apply_window` is that linear VOI function alone, for other windows (the
+protocol's ``rendering.window_presets``).
+
+:func:`modality_bytes` stores a grayscale image's modality values losslessly
+(``float32`` ``.npy``, zlib-compressed, no pickle) so that the plain image can be
+re-windowed after it was rendered; :func:`modality_from_bytes` reads them back.
 
 Only technical tags are copied into the case metadata (:data:`DICOM_METADATA_KEYS`);
 no patient, study or institution identifier leaves the file.
@@ -19,6 +25,7 @@ no patient, study or institution identifier leaves the file.
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +35,10 @@ from numpy.typing import NDArray
 __all__ = [
     "DICOM_METADATA_KEYS",
     "DicomImage",
+    "apply_window",
     "is_dicom",
+    "modality_bytes",
+    "modality_from_bytes",
     "read_dicom",
     "to_unit_range",
 ]
@@ -229,13 +239,106 @@ def to_unit_range(image: DicomImage) -> NDArray[np.float32]:
         return np.clip(x / image.max_stored, 0.0, 1.0).astype(np.float32)
     c, w = image.window_center, image.window_width
     if c is not None and w is not None and w >= 1.0:
-        if w == 1.0:
-            unit = (x > c - 0.5).astype(np.float64)
-        else:
-            unit = np.clip((x - (c - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0)
+        unit = apply_window(x, c, w)
     else:
         lo, hi = float(x.min()), float(x.max())
         unit = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     if image.monochrome1:
         unit = 1.0 - unit
     return unit.astype(np.float32)
+
+
+def apply_window(values: NDArray[np.floating], center: float, width: float) -> NDArray[np.float64]:
+    """Map modality values to ``[0, 1]`` with a linear display window.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Modality values (stored values after slope and intercept), any shape.
+    center, width : float
+        The window's centre (level) and width, in the values' units; ``width > 0``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` in ``[0, 1]``, the shape of ``values``.
+
+    Raises
+    ------
+    ValueError
+        If ``center`` or ``width`` is not finite, or ``width <= 0``.
+
+    Notes
+    -----
+    The linear VOI function of DICOM PS3.3 C.11.2.1.2.1: ``0`` for
+    ``x <= c - 0.5 - (w - 1) / 2``, ``1`` for ``x > c - 0.5 + (w - 1) / 2``, else
+    ``(x - (c - 0.5)) / (w - 1) + 0.5``. DICOM requires ``w >= 1``; with ``w <= 1``
+    the window is the step ``x > c - 0.5`` (what the function is at ``w = 1``).
+    """
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0.0:
+        raise ValueError(
+            f"window centre {center!r} / width {width!r} is not usable; give a finite centre "
+            "and a width greater than 0"
+        )
+    x = np.asarray(values, dtype=np.float64)
+    if width <= 1.0:
+        return (x > center - 0.5).astype(np.float64)
+    return np.clip((x - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
+
+
+def modality_bytes(values: NDArray[np.floating]) -> bytes:
+    """Store a grayscale image's modality values compactly and losslessly as ``float32``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(rows, columns)`` modality values, e.g. :attr:`DicomImage.values`.
+
+    Returns
+    -------
+    bytes
+        zlib-compressed ``.npy`` bytes of the little-endian ``float32`` array
+        (written without pickle); :func:`modality_from_bytes` reads them.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is not one 2-D array.
+    """
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise ValueError(f"modality values have shape {array.shape}; pass one 2-D image")
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype="<f4"), allow_pickle=False)
+    return zlib.compress(buffer.getvalue(), 6)
+
+
+def modality_from_bytes(data: bytes) -> NDArray[np.float32]:
+    """Read modality values written by :func:`modality_bytes`.
+
+    Parameters
+    ----------
+    data : bytes
+        What :func:`modality_bytes` returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` array of shape ``(rows, columns)``.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not zlib-compressed ``.npy`` bytes of a 2-D ``float32`` array.
+    """
+    try:
+        array = np.load(io.BytesIO(zlib.decompress(data)), allow_pickle=False)
+    except (zlib.error, OSError, ValueError) as exc:
+        raise ValueError(f"the stored modality values cannot be read ({exc})") from exc
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype != np.dtype("<f4"):
+        kind = getattr(array, "dtype", type(array).__name__)
+        raise ValueError(
+            f"the stored modality values are {kind} of shape {getattr(array, 'shape', None)}; "
+            "expected a 2-D float32 array"
+        )
+    return array.astype(np.float32, copy=False)

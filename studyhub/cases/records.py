@@ -40,6 +40,7 @@ __all__ = [
     "MetadataValue",
     "load_image",
     "load_mask",
+    "load_modality_values",
 ]
 
 MetadataValue = str | float | int | bool
@@ -266,6 +267,42 @@ def load_image(record: CaseRecord, *, verify: bool = True) -> NDArray[np.float32
             f"case {record.case_key!r}: cannot decode image {str(record.path)!r} ({exc}); "
             "restore the file or enroll the data source again"
         ) from exc
+
+
+def load_modality_values(record: CaseRecord) -> NDArray[np.float32] | None:
+    """A grayscale DICOM case's modality values, before any display window.
+
+    Parameters
+    ----------
+    record : CaseRecord
+        The case; its file's SHA-256 is checked as in :func:`load_image`.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``float32`` ``(rows, columns)`` stored values after the file's rescale
+        slope and intercept (:attr:`~studyhub.cases.dicom.DicomImage.values`),
+        at the file's own resolution; ``None`` for non-DICOM and colour DICOM
+        cases.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, changed or cannot be decoded.
+    """
+    if not isinstance(record, CaseRecord):
+        raise InputError(f"record is a {type(record).__name__}; pass a CaseRecord from read_cases")
+    if record.file_format != "dicom":
+        return None
+    data = _read_checked(record)
+    try:
+        values = read_dicom(data).values
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"case {record.case_key!r}: cannot decode image {str(record.path)!r} ({exc}); "
+            "restore the file or enroll the data source again"
+        ) from exc
+    return values.astype(np.float32) if values.ndim == 2 else None
 
 
 def load_mask(record: CaseRecord) -> NDArray[np.integer] | None:

@@ -289,13 +289,19 @@ def standardized_differences(
                 }
             )
             continue
-        for level in sorted(p.astype(str).unique()):
-            pp = float((p.astype(str) == level).mean())
-            ps = float((s.astype(str) == level).mean())
+        pl, sl = _levels(p), _levels(s)
+        for level in sorted(pl.unique()):
+            pp = float((pl == level).mean())
+            ps = float((sl == level).mean())
             pooled = math.sqrt((pp * (1 - pp) + ps * (1 - ps)) / 2)
             d = (ps - pp) / pooled if pooled > 0 else 0.0
             rows.append({"variable": col, "level": level, "pool": pp, "sample": ps, "std_diff": d})
     return pd.DataFrame(rows, columns=["variable", "level", "pool", "sample", "std_diff"])
+
+
+def _levels(values: pd.Series) -> pd.Series:
+    """Categorical values as text, a missing value as the level ``"(missing)"``."""
+    return values.map(lambda v: "(missing)" if pd.isna(v) else str(v)).astype(object)
 
 
 def _mean_nn_distance(points: np.ndarray) -> float:

@@ -2,8 +2,11 @@
 
 Idempotent: a stimulus that exists is never recomputed, so a rerun (or a run
 resumed after a crash) does only the missing work. Each batch of stimuli is
-written in one transaction with its audit event. ``verify_stimuli`` recomputes
-a random sample of stored stimuli and compares them with their stored hashes.
+written in one transaction with its audit event. A DICOM case's stimuli also
+keep its modality values (``Stimulus.original_raw``), so that raters can apply
+the protocol's window presets to the plain image. ``verify_stimuli`` recomputes
+a random sample of stored stimuli and compares their attributions with the
+stored hashes (the modality values are the file's, checked by its SHA-256).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import numpy as np
 from sqlalchemy import select
 
 from studyhub.cases.dataset import read_cases
+from studyhub.cases.dicom import modality_bytes
 from studyhub.cases.enroll import registered_protocol
-from studyhub.cases.records import CaseRecord, load_image, load_mask
+from studyhub.cases.records import CaseRecord, load_image, load_mask, load_modality_values
 from studyhub.errors import DataError, InputError, LifecycleError
 from studyhub.explain.compute import (
     CaseInput,
@@ -118,6 +122,14 @@ def _context(store: Store, study_id: str | None, data_dir: Path, *, step: str) -
     return _Context(study, protocol, model, cases, arms)
 
 
+def _same_shape(inputs: list[CaseInput]) -> list[list[int]]:
+    """Indices of ``inputs`` grouped by image shape, groups in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, case in enumerate(inputs):
+        groups.setdefault(tuple(case.image.shape), []).append(i)
+    return list(groups.values())
+
+
 def _inputs(ctx: _Context, chunk: list[tuple[Case, Prediction, CaseRecord]]) -> list[CaseInput]:
     labels = ctx.protocol.data.labels
     out = []
@@ -175,28 +187,39 @@ def explain_study(
         todo = [c for c in ctx.cases if (c[0].id, arm.id) not in done]
         summary.per_arm[arm.arm_key] = 0
         for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            outputs = compute_stimuli(
-                protocol=ctx.protocol,
-                arm_key=arm.arm_key,
-                method=arm.method,
-                params=arm.params,
-                model=ctx.model.module,
-                preprocess=ctx.model.preprocess,
-                weights_sha256=ctx.model.weights_sha256,
-                entry_point=ctx.model.entry_point,
-                cases=_inputs(ctx, chunk),
-                device=device,
-                metrics=metrics,
-            )
-            _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
-            summary.computed += len(outputs)
-            summary.per_arm[arm.arm_key] += len(outputs)
-            finished += len(outputs)
-            if progress is not None:
-                progress(arm.arm_key, finished, total)
+            loaded = todo[start : start + batch_size]
+            inputs = _inputs(ctx, loaded)
+            # A model takes one image size per batch: cases of other sizes (a CT and
+            # an MR series in one study) go in batches of their own.
+            for group in _same_shape(inputs):
+                chunk = [loaded[i] for i in group]
+                outputs = compute_stimuli(
+                    protocol=ctx.protocol,
+                    arm_key=arm.arm_key,
+                    method=arm.method,
+                    params=arm.params,
+                    model=ctx.model.module,
+                    preprocess=ctx.model.preprocess,
+                    weights_sha256=ctx.model.weights_sha256,
+                    entry_point=ctx.model.entry_point,
+                    cases=[inputs[i] for i in group],
+                    device=device,
+                    metrics=metrics,
+                )
+                _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
+                summary.computed += len(outputs)
+                summary.per_arm[arm.arm_key] += len(outputs)
+                finished += len(outputs)
+                if progress is not None:
+                    progress(arm.arm_key, finished, total)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _raw(record: CaseRecord) -> bytes | None:
+    """The stored form of a DICOM case's modality values (None for other images)."""
+    values = load_modality_values(record)
+    return None if values is None else modality_bytes(values)
 
 
 def _store_batch(
@@ -209,12 +232,13 @@ def _store_batch(
     actor: str,
 ) -> None:
     length = ctx.protocol.blinding.code_length
+    raws = [_raw(record) for _case, _pred, record in chunk]
     with store.write() as s:
         study = get_study(s, ctx.study.id)
         lifecycle.require(study, "explain")
         taken = set(s.scalars(select(Stimulus.code).where(Stimulus.study_id == study.id)))
         ids: list[int] = []
-        for (case, _pred, _rec), out in zip(chunk, outputs, strict=True):
+        for (case, _pred, _rec), out, raw in zip(chunk, outputs, raws, strict=True):
             code = new_code(length)
             while code in taken:
                 code = new_code(length)
@@ -227,6 +251,7 @@ def _store_batch(
                 image_png=out.image_png,
                 original_png=out.original_png,
                 overlay_png=out.overlay_png,
+                original_raw=raw,
                 attribution=None if out.attribution is None else array_bytes(out.attribution),
                 attribution_sha256=out.attribution_sha256,
                 provenance=out.provenance,

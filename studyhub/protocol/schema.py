@@ -32,6 +32,7 @@ __all__ = [
     "Rendering",
     "Sampling",
     "Stratification",
+    "WindowPreset",
 ]
 
 #: Attribution methods an arm may name (computed with Captum, see ``studyhub.explain``).
@@ -257,6 +258,28 @@ class Arm(Strict):
         return self
 
 
+class WindowPreset(Strict):
+    """A named display window raters may apply to the plain image of a DICOM case."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=40,
+        description="what raters pick, e.g. 'Soft tissue', 'Lung' or 'Bone'",
+    )
+    center: float = Field(
+        allow_inf_nan=False,
+        description="window centre (level) in the image's modality units, e.g. 40 HU for CT",
+    )
+    width: float = Field(
+        gt=0.0,
+        allow_inf_nan=False,
+        description=(
+            "window width in modality units, e.g. 400 HU; widths up to 1 show a threshold "
+            "at centre - 0.5 (DICOM's linear VOI function)"
+        ),
+    )
+
+
 class Rendering(Strict):
     """One standard look for every arm, so raters compare maps, not styles."""
 
@@ -291,6 +314,24 @@ class Rendering(Strict):
         min_length=3,
         description="plain-words legend printed beside the colour bar",
     )
+    window_presets: list[WindowPreset] = Field(
+        default_factory=list,
+        description=(
+            "display windows raters may apply to the plain image of DICOM cases (other "
+            "images ignore them), e.g. {name: Lung, center: -600, width: 1500}"
+        ),
+    )
+
+    @field_validator("window_presets")
+    @classmethod
+    def _unique_presets(cls, presets: list[WindowPreset]) -> list[WindowPreset]:
+        names = [p.name for p in presets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"window preset names must be unique, {dupes} repeat; give each preset its own name"
+            )
+        return presets
 
 
 class ConfidenceBand(Strict):

@@ -6,7 +6,8 @@ single sign-on identities to them) and signs people in;
 :mod:`~studyhub.rating.serve` serves blinded items; :mod:`~studyhub.rating.respond`
 stores answers and corrections; :mod:`~studyhub.rating.progress` reports where
 raters stand; :mod:`~studyhub.rating.answers` checks answers against the
-instrument. All are plain functions over a store and a signed-in
+instrument; :mod:`~studyhub.rating.windowing` re-windows the plain image of a
+DICOM item with the protocol's window presets. All are plain functions over a store and a signed-in
 :class:`Principal`, used alike by the Streamlit app, the tests and any scripted
 rater.
 """
@@ -34,6 +35,7 @@ from studyhub.rating.progress import (
 )
 from studyhub.rating.respond import SubmitResult, correct, submit
 from studyhub.rating.serve import ServedItem, next_item
+from studyhub.rating.windowing import window_presets_of, windowed_original
 
 __all__ = [
     "AUTH_FAILED",
@@ -60,4 +62,6 @@ __all__ = [
     "resume",
     "revoke_rater",
     "submit",
+    "window_presets_of",
+    "windowed_original",
 ]

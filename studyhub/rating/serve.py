@@ -27,6 +27,7 @@ from studyhub.protocol.schema import Instrument, Protocol
 from studyhub.rating._common import Caller, answered, caller, require_role
 from studyhub.rating.accounts import Principal
 from studyhub.rating.images import images_of
+from studyhub.rating.windowing import window_presets_of
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -77,6 +78,10 @@ class ServedItem:
         The protocol's default overlay opacity.
     legend : str
         The colour bar's plain-words legend.
+    window_presets : tuple of str
+        Names of the protocol's display windows the plain image can be shown
+        with (:func:`~studyhub.rating.windowing.windowed_original`); empty
+        unless the stimulus is a DICOM image and the protocol has presets.
     """
 
     assignment_id: int
@@ -95,6 +100,7 @@ class ServedItem:
     total: int
     opacity: float
     legend: str
+    window_presets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ def _stimulus_statement() -> Any:
             Stimulus.narrative,
             Prediction.predicted_label,
             Prediction.probability_calibrated,
+            # Whether DICOM values are stored, without reading them (this is the hot path).
+            Stimulus.original_raw.is_not(None).label("has_raw"),
         )
         .outerjoin(
             Prediction,
@@ -237,6 +245,7 @@ def _serve(store: Store, s: Session, protocol: Protocol, nxt: _Next) -> ServedIt
         total=nxt.total,
         opacity=protocol.rendering.opacity,
         legend=protocol.rendering.colorbar_legend,
+        window_presets=window_presets_of(protocol, has_raw=bool(row.has_raw)),
     )
 
 

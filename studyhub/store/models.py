@@ -216,6 +216,9 @@ class Stimulus(Base):
     image_png: Mapped[bytes | None] = mapped_column(LargeBinary)
     original_png: Mapped[bytes | None] = mapped_column(LargeBinary)
     overlay_png: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: DICOM cases only: the modality values for re-windowing the plain image
+    #: (:func:`studyhub.cases.dicom.modality_bytes`); None for every other image.
+    original_raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     seed: Mapped[int | None] = mapped_column(BigInteger)
     duration_ms: Mapped[float | None] = mapped_column(Float)
     attribution: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
@@ -16,7 +20,7 @@ from studyhub.app import context
 from studyhub.commands.serve import APP_SCRIPT
 from studyhub.protocol import load_study
 from studyhub.rating import AUTH_FAILED, consent_page, monitor_summary, progress
-from studyhub.store.models import Assignment, AuditEvent, Consent, Response
+from studyhub.store.models import Assignment, AuditEvent, Consent, Response, Stimulus
 from tests.rating.conftest import STUDY, RatingStudy
 
 TIMEOUT_S = 30
@@ -335,5 +339,53 @@ def test_every_instrument_item_type_is_drawn_answered_and_stored_normalised(
             "diagnosis": {"label": "scratch", "confidence": 80.0},
             "comment": "glare on the left",
         }
+    finally:
+        context.get_store.clear()
+
+
+def test_a_window_preset_redraws_the_plain_image_and_the_blend(
+    make_study: Callable[..., RatingStudy],
+    demo_copy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A DICOM item offers the protocol's presets; choosing one shows the re-windowed image."""
+    demo_copy.write_text(
+        demo_copy.read_text().replace(
+            "  opacity: 0.5\n",
+            "  opacity: 0.5\n  window_presets:\n    - {name: Lung, center: -600, width: 1500}\n",
+        )
+    )
+    rs = make_study(consented=False)
+    aid = rs.queue["alice"][0]
+    raw = io.BytesIO()
+    np.save(raw, np.full((2, 2), -600.0, dtype="<f4"), allow_pickle=False)
+    with rs.store.write() as s:
+        stim = s.get_one(Stimulus, s.get_one(Assignment, aid).stimulus_id)
+        stim.original_raw = zlib.compress(raw.getvalue())
+    monkeypatch.setenv(context.DB_ENV, rs.store.url)
+    monkeypatch.setenv(context.STUDY_ENV, STUDY)
+    try:
+        at = _consent(
+            _sign_in(
+                AppTest.from_file(str(APP_SCRIPT), default_timeout=TIMEOUT_S), rs.tokens["alice"]
+            )
+        )
+        window = at.selectbox(key=f"window:{aid}")
+        assert window.options == ["As stored", "Lung"]
+        at = at.toggle(key=f"overlay:{aid}").set_value(False).run()
+        before = _clickable_png(at)
+        at = at.selectbox(key=f"window:{aid}").set_value("Lung").run()
+        assert not at.exception and not at.error
+        assert _stimulus_caption(at) == "Without the highlight, window Lung"
+        shown = np.asarray(Image.open(io.BytesIO(_clickable_png(at))).convert("L"))
+        # -600 HU is the Lung window's centre: (x - c + 0.5) / (w - 1) + 0.5 -> 128 of 255
+        side = shown.shape[1]
+        assert np.all(shown[:side] == 128)
+        assert _clickable_png(at) != before
+        at = at.toggle(key=f"overlay:{aid}").set_value(True).run()
+        assert _stimulus_caption(at) == "With the highlight, window Lung"
+        # the next item is a PNG: no window control
+        at = _answer(at)
+        assert not [b for b in at.selectbox if str(b.key).startswith("window:")]
     finally:
         context.get_store.clear()

@@ -212,3 +212,84 @@ def test_dicom_in_a_csv_manifest_with_a_mask(tmp_path: Path) -> None:
     (record,) = read_cases(DataSource(kind="csv", path="m.csv", labels=LABELS), tmp_path)
     assert record.file_format == "dicom" and record.metadata["window_center"] == 600.0
     assert load_image(record).shape == (64, 64)
+
+
+# --- windows and stored modality values -------------------------------------------
+
+
+def test_apply_window_is_the_linear_voi_function() -> None:
+    from studyhub.cases.dicom import apply_window
+
+    hu = np.array([[-1000.0, -160.0, -159.5, 39.5], [40.0, 239.0, 239.5, 3000.0]])
+    # C.11.2.1.2.1 with c=40, w=400: 0 up to -160, 1 above 239, linear between.
+    expected = np.array([[0.0, 0.0, 0.5 / 399, 199.5 / 399], [200.0 / 399, 1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(apply_window(hu, 40.0, 400.0), expected, atol=1e-12)
+    np.testing.assert_allclose(apply_window(hu, 40.0, 400.0), _window(hu, 40.0, 400.0))
+    # w <= 1 is the step at c - 0.5 (w = 1 exactly in DICOM)
+    np.testing.assert_array_equal(apply_window(hu, 40.0, 0.5), (hu > 39.5).astype(float))
+    for center, width in ((40.0, 0.0), (40.0, -1.0), (float("nan"), 400.0)):
+        with pytest.raises(ValueError, match="give a finite centre and a width greater than 0"):
+            apply_window(hu, center, width)
+
+
+def test_modality_values_round_trip_without_pickle(series: Path, tmp_path: Path) -> None:
+    import io
+    import zlib
+
+    from studyhub.cases import load_modality_values
+    from studyhub.cases.dicom import modality_bytes, modality_from_bytes
+
+    ct, _mr, _ctw, mr_rescaled = read_cases(_dicom("series"), tmp_path)
+    values = load_modality_values(mr_rescaled)
+    assert values is not None and values.dtype == np.float32
+    raw = pydicom.dcmread(mr_rescaled.path).pixel_array.astype(np.float64)
+    np.testing.assert_array_equal(values, (raw * 2.5 - 100.0).astype(np.float32))
+    hu = load_modality_values(ct)
+    assert hu is not None
+    stored = pydicom.dcmread(ct.path).pixel_array.astype(np.float64)
+    np.testing.assert_array_equal(hu, (stored - 1024.0).astype(np.float32))  # intercept -1024
+    blob = modality_bytes(hu)
+    assert len(blob) < hu.nbytes  # compressed
+    assert np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False).dtype == np.float32
+    np.testing.assert_array_equal(modality_from_bytes(blob), hu)
+    with pytest.raises(ValueError, match="cannot be read"):
+        modality_from_bytes(b"not zlib")
+    with pytest.raises(ValueError, match="expected a 2-D float32 array"):
+        modality_from_bytes(zlib.compress(_npy(np.zeros(3))))
+    with pytest.raises(ValueError, match=r"shape \(2, 2, 3\); pass one 2-D image"):
+        modality_bytes(np.zeros((2, 2, 3)))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def test_modality_values_are_none_for_png_and_colour(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from studyhub.cases import load_modality_values
+
+    shutil.copy(_testfile("ExplVR_BigEnd.dcm"), tmp_path / "colour.dcm")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "plain.png")
+    write_csv(
+        tmp_path / "m.csv",
+        ["image_path", "label"],
+        [["colour.dcm", "normal"], ["plain.png", "abnormal"]],
+    )
+    colour, plain = read_cases(DataSource(kind="csv", path="m.csv", labels=LABELS), tmp_path)
+    assert colour.file_format == "dicom" and plain.file_format == "image"
+    assert load_modality_values(colour) is None
+    assert load_modality_values(plain) is None
+
+
+def test_modality_values_refuse_a_changed_file(series: Path, tmp_path: Path) -> None:
+    from studyhub.cases import load_modality_values
+
+    ct = read_cases(_dicom("series"), tmp_path)[0]
+    ct.path.write_bytes(ct.path.read_bytes() + b"\0")
+    with pytest.raises(DataError, match="changed since it was read"):
+        load_modality_values(ct)

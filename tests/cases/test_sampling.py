@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +182,14 @@ def test_standardized_differences_hand_computed() -> None:
     # site=a: 0.25 vs 0.5 -> (0.25 - 0.5) / sqrt((0.25*0.75 + 0.5*0.5) / 2)
     d_a = table.loc[(table.variable == "site") & (table.level == "a"), "std_diff"].item()
     assert d_a == pytest.approx(-0.25 / np.sqrt((0.1875 + 0.25) / 2))
+
+
+def test_missing_categorical_values_are_a_level_of_their_own() -> None:
+    # A PNG beside DICOM files has no modality: 2 of 4 pool cases, 1 of 2 sampled ones.
+    pool = pd.DataFrame({"modality": ["CT", None, "MR", None]})
+    sample = pd.DataFrame({"modality": ["CT", None]})
+    table = standardized_differences(pool, sample, ["modality"]).set_index("level")
+    assert list(table.index) == ["(missing)", "CT", "MR"]
+    assert table.loc["(missing)", "pool"] == 0.5 and table.loc["(missing)", "sample"] == 0.5
+    # CT: pool 1/4, sample 1/2 -> (0.5 - 0.25) / sqrt((0.25 * 0.75 + 0.5 * 0.5) / 2)
+    assert table.loc["CT", "std_diff"] == pytest.approx(0.25 / math.sqrt((0.1875 + 0.25) / 2))

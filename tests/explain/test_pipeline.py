@@ -238,3 +238,101 @@ def test_randomized_control_decorrelates_from_the_trained_map(explained) -> None
     ]
     assert len(spearman) == 8
     assert float(np.mean(spearman)) < 0.6
+
+
+def test_demo_stimuli_keep_no_dicom_values(explained) -> None:  # type: ignore[no-untyped-def]
+    rows = _stimuli(explained["db"])
+    assert rows and all(stim.original_raw is None for stim, _a, _c in rows)
+
+
+# --- DICOM cases keep their modality values ------------------------------------
+
+
+def _dicom_study(folder: Path) -> Path:
+    """The demo protocol over a CSV manifest of three DICOM files of two sizes and a PNG.
+
+    The PNG has no DICOM metadata, so the sampling report meets missing levels
+    (e.g. of ``modality``) and the explain batches mix image sizes.
+    """
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    sources = [get_testdata_file(n) for n in ("CT_small.dcm", "MR_small.dcm")]
+    if any(p is None for p in sources):
+        pytest.skip("pydicom's small test files are not available offline")
+    text = DEMO_PROTOCOL.read_text()
+    data = "data:\n  kind: csv\n  path: manifest.csv\n  labels: [none, crack, scratch, pit]\n  split_column: null\n"
+    text = text[: text.index("data:\n")] + data + "\n" + text[text.index("model:\n") :]
+    text = text.replace("  calibration_split: calibration", "  calibration_split: null")
+    sampling = "sampling:\n  n_cases: 4\n  pool_split: null\n\n"
+    text = text[: text.index("sampling:\n")] + sampling + text[text.index("arms:\n") :]
+    text = text.replace("n_steps: 32", "n_steps: 8")
+    (folder / "protocols").mkdir(parents=True)
+    (folder / "analysis").mkdir()
+    (folder / "analysis" / DEMO_PLAN.name).write_text(DEMO_PLAN.read_text())
+    protocol = folder / "protocols" / "dicom.yaml"
+    protocol.write_text(text)
+    images = protocol.parent / "images"
+    images.mkdir()
+    ct = pydicom.dcmread(str(sources[0]))  # RescaleSlope 1, RescaleIntercept -1024
+    ct.save_as(images / "ct.dcm")
+    mr = pydicom.dcmread(str(sources[1]))  # no rescale tags: give it slope 2.5, intercept -100
+    mr.RescaleSlope, mr.RescaleIntercept = "2.5", "-100"
+    mr.save_as(images / "mr.dcm")
+    ct.WindowCenter, ct.WindowWidth = "40", "400"  # a window changes nothing stored
+    ct.save_as(images / "ct_windowed.dcm")
+    from PIL import Image
+
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)).save(images / "photo.png")
+    (protocol.parent / "manifest.csv").write_text(
+        "image_path,label\nimages/ct.dcm,none\nimages/mr.dcm,pit\nimages/ct_windowed.dcm,crack\n"
+        "images/photo.png,scratch\n"
+    )
+    return protocol
+
+
+def test_dicom_stimuli_store_the_files_modality_values(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import zlib
+
+    import pydicom
+
+    protocol = _dicom_study(tmp_path / "study")
+    db = f"sqlite:///{tmp_path / 'dicom.db'}"
+    data = str(tmp_path / "cache")
+    for args in (("register", str(protocol)), ("sample", "--data-dir", data)):
+        result = cli("--db", db, *args)
+        assert result.exit_code == 0, result.output
+    # CT (128 px) and MR / PNG (64 px) in one batch of 16: explain splits it by image size
+    result = cli("--db", db, "explain", "--data-dir", data, "--no-metrics")
+    assert result.exit_code == 0, result.output
+
+    images = protocol.parent / "images"
+    # Expected values straight from pydicom: stored pixels * slope + intercept, as float32.
+    ct = pydicom.dcmread(images / "ct.dcm")
+    mr = pydicom.dcmread(images / "mr.dcm")
+    expected = {
+        "images/ct.dcm": ct.pixel_array.astype(np.float64) - 1024.0,
+        "images/mr.dcm": mr.pixel_array.astype(np.float64) * 2.5 - 100.0,
+        "images/ct_windowed.dcm": ct.pixel_array.astype(np.float64) - 1024.0,
+    }
+    rows = _stimuli(db)
+    assert len(rows) == 4 * 4
+    sizes = {"images/ct.dcm": 128, "images/ct_windowed.dcm": 128}
+    for stim, _arm, case in rows:
+        batch = stim.provenance.get("batch", [case.case_key])
+        assert {sizes.get(k, 64) for k in batch} == {sizes.get(case.case_key, 64)}
+        if case.case_key == "images/photo.png":
+            assert stim.original_raw is None  # no DICOM values to keep
+            continue
+        assert stim.original_raw is not None, case.case_key
+        # zlib-compressed .npy, readable without pickle, smaller than the raw float32 values
+        npy = zlib.decompress(stim.original_raw)
+        values = np.load(io.BytesIO(npy), allow_pickle=False)
+        assert values.dtype == np.float32 and values.shape == expected[case.case_key].shape
+        np.testing.assert_array_equal(values, expected[case.case_key].astype(np.float32))
+        assert len(stim.original_raw) < values.nbytes
+    assert {c.case_key for _s, _a, c in rows} == {*expected, "images/photo.png"}
+
+    result = cli("--db", db, "explain", "--verify", "20", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    assert "verify: 16 of 16 match" in result.stdout  # 4 cases x 4 arms, all with a map

@@ -149,3 +149,78 @@ def test_duplicate_keys_are_refused(demo_copy: Path) -> None:
     demo_copy.write_text(demo_copy.read_text() + "seed: 5\n")
     with pytest.raises(ProtocolError, match=r"key seed: duplicate key \(first given on line \d+\)"):
         load_study(demo_copy)
+
+
+PRESETS = (
+    "  opacity: 0.5\n"
+    "  window_presets:\n"
+    "    - {name: Soft tissue, center: 40, width: 400}\n"
+    "    - {name: Lung, center: -600, width: 1500}\n"
+    "    - {name: Bone, center: 300, width: 2000}\n"
+)
+
+
+def test_window_presets_parse_in_order_and_change_the_hash(demo_copy: Path) -> None:
+    from studyhub.protocol.load import canonical_json
+
+    before = load_study(demo_copy)
+    assert before.protocol.rendering.window_presets == []
+    assert "window_presets" not in canonical_json(before.protocol)  # old hashes are kept
+    demo_copy.write_text(demo_copy.read_text().replace("  opacity: 0.5\n", PRESETS))
+    after = load_study(demo_copy)
+    presets = [(p.name, p.center, p.width) for p in after.protocol.rendering.window_presets]
+    assert presets == [
+        ("Soft tissue", 40.0, 400.0),
+        ("Lung", -600.0, 1500.0),
+        ("Bone", 300.0, 2000.0),
+    ]
+    assert after.registration_hash != before.registration_hash
+
+
+@pytest.mark.parametrize(
+    ("preset", "key", "phrase"),
+    [
+        (
+            "{name: Lung, center: 40, width: 400}",
+            "key rendering.window_presets",
+            "window preset names must be unique, ['Lung'] repeat. Fix: give each preset its own name",
+        ),
+        (
+            "{name: Flat, center: 40, width: -5}",
+            "key rendering.window_presets[3].width",
+            "greater than 0 (found -5)",
+        ),
+        (
+            "{name: Flat, center: 40, width: 0}",
+            "key rendering.window_presets[3].width",
+            "greater than 0 (found 0)",
+        ),
+        (
+            "{name: Flat, center: .nan, width: 10}",
+            "key rendering.window_presets[3].center",
+            "finite number",
+        ),
+        (
+            f"{{name: {'x' * 41}, center: 40, width: 400}}",
+            "key rendering.window_presets[3].name",
+            "at most 40 characters",
+        ),
+        (
+            "{name: '', center: 40, width: 400}",
+            "key rendering.window_presets[3].name",
+            "at least 1 character",
+        ),
+        ("{name: Flat, width: 400}", "key rendering.window_presets[3].center", "required key"),
+    ],
+)
+def test_bad_window_presets_are_refused_with_located_messages(
+    demo_copy: Path, preset: str, key: str, phrase: str
+) -> None:
+    demo_copy.write_text(
+        demo_copy.read_text().replace("  opacity: 0.5\n", PRESETS + f"    - {preset}\n")
+    )
+    with pytest.raises(ProtocolError) as info:
+        load_study(demo_copy)
+    message = str(info.value)
+    assert "1 problem" in message, message
+    assert key in message and phrase in message, message

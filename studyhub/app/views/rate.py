@@ -20,7 +20,7 @@ from studyhub.app.imaging import View, click_to_image, compose_overlay, draw_mar
 from studyhub.app.views import done, plain
 from studyhub.errors import StudyhubError
 from studyhub.protocol.schema import Item
-from studyhub.rating import Principal, Progress, ServedItem, resume, submit
+from studyhub.rating import Principal, Progress, ServedItem, resume, submit, windowed_original
 from studyhub.rating.answers import CUE_TAGS, MAX_TIME_ON_TASK_MS
 from studyhub.store.db import Store
 
@@ -55,7 +55,7 @@ def show(store: Store, principal: Principal) -> None:
         st.warning(plain(item.catch_prompt))
     left, right = st.columns([3, 2])
     with left:
-        _stimulus(item, kept)
+        _stimulus(store, principal, item, kept)
     with right:
         answers = _instrument(item)
         if item.instrument.cue_marking:
@@ -95,7 +95,7 @@ def _progress_bar(prog: Progress, item: ServedItem) -> None:
     )
 
 
-def _stimulus(item: ServedItem, kept: dict[str, Any]) -> None:
+def _stimulus(store: Store, principal: Principal, item: ServedItem, kept: dict[str, Any]) -> None:
     aid = item.assignment_id
     original, overlay = item.original_png, item.overlay_png
     c1, c2, c3 = st.columns(3)
@@ -118,6 +118,7 @@ def _stimulus(item: ServedItem, kept: dict[str, Any]) -> None:
     zoom = c3.select_slider(
         "Zoom", options=_ZOOMS, value=1.0, key=f"zoom:{aid}", format_func=lambda z: f"{z:g}x"
     )
+    original = _windowed(store, principal, item, kept, original)
     view = View(0.0, 0.0, 1.0)
     if zoom > 1.0:
         p1, p2 = st.columns(2)
@@ -126,12 +127,20 @@ def _stimulus(item: ServedItem, kept: dict[str, Any]) -> None:
         view = View.centred(zoom, cx, cy)
     if not show_overlay and original is not None:
         image, caption = original, "Without the highlight"
-    elif original is not None and overlay is not None and abs(opacity - item.opacity) > 1e-9:
-        # The protocol's rendering is shown as stored; another opacity is blended here.
+    elif (
+        original is not None
+        and overlay is not None
+        and (abs(opacity - item.opacity) > 1e-9 or original is not item.original_png)
+    ):
+        # The protocol's rendering is shown as stored; another opacity or window is blended here.
         image = compose_overlay(original, overlay, opacity)
-        caption = f"With the highlight ({opacity:.0%} opacity)"
+        caption = "With the highlight"
+        if abs(opacity - item.opacity) > 1e-9:
+            caption += f" ({opacity:.0%} opacity)"
     else:
         image, caption = item.image_png, "With the highlight"
+    if original is not item.original_png:
+        caption += f", window {st.session_state.get(f'window:{aid}')}"
     if not view.full:
         caption += f", zoomed {zoom:g}x"
     shown = zoom_view(image, view)
@@ -149,6 +158,31 @@ def _stimulus(item: ServedItem, kept: dict[str, Any]) -> None:
     if item.narrative:
         st.markdown(plain(item.narrative))
     st.caption(f"Item code {item.code}")
+
+
+def _windowed(
+    store: Store,
+    principal: Principal,
+    item: ServedItem,
+    kept: dict[str, Any],
+    original: bytes | None,
+) -> bytes | None:
+    """The plain image in the window preset the rater chose (DICOM items with presets)."""
+    if not item.window_presets or original is None:
+        return original
+    served = "As stored"
+    choice = st.selectbox(
+        "Window (level/width)",
+        [served, *item.window_presets],
+        key=f"window:{item.assignment_id}",
+        help="Display presets of the study protocol for this image.",
+    )
+    if choice == served:
+        return original
+    windows: dict[str, bytes] = kept.setdefault("windows", {})
+    if choice not in windows:
+        windows[choice] = windowed_original(store, principal, item.assignment_id, choice)
+    return windows[choice]
 
 
 def _main_image(
