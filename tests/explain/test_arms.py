@@ -282,7 +282,7 @@ def test_gradient_passes(demo: Any) -> None:
         "saliency": 10,
         "smoothgrad": 10 * 6,
         "gradient_shap": 10 * 6,
-        "deeplift": 10,
+        "deeplift": 20,  # input and baseline rows
         "gradcam": 10,
         "guided_gradcam": 20,
         "region_shap": 10 * 24,

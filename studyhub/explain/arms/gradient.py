@@ -346,6 +346,12 @@ class DeepLiftArm(Arm):
     are replaced by identity and average pooling). Prefer Integrated Gradients
     where completeness matters on such models.
 
+    Cost: a forward and backward over the input and its baseline (two rows per
+    input), plus the extra work of Captum's rules (max pooling is unpooled and
+    re-pooled, every nonlinearity rescaled): about 2.5 times that bound on the
+    demo CNN (``benchmarks/explain_bench.py``), still cheaper per map than
+    Integrated Gradients.
+
     Parameters (``params``)
     -----------------------
     baseline : {"black", "mean", "blur"}, default "black"
@@ -392,4 +398,6 @@ class DeepLiftArm(Arm):
         return torch.cat(parts)
 
     def gradient_passes(self, n: int, *, image_size: tuple[int, int] | None = None) -> int:
-        return n
+        # The Rescale rule needs the activations of the input and of its baseline:
+        # each input is a forward and backward over two rows.
+        return 2 * n
