@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 
 from pydantic import BaseModel
@@ -44,9 +45,12 @@ def undocumented_fields() -> list[str]:
     ]
 
 
+_MODULE = re.compile(r"studyhub\.protocol\.\w+\.")
+
+
 def _type_name(annotation: object) -> str:
-    text = str(annotation).replace("typing.", "").replace("studyhub.protocol.schema.", "")
-    return text.replace("studyhub.protocol.plan.", "").replace("<class '", "").replace("'>", "")
+    text = _MODULE.sub("", str(annotation).replace("typing.", ""))
+    return text.replace("<class '", "").replace("'>", "")
 
 
 def field_reference() -> str:
