@@ -47,6 +47,7 @@ __all__ = [
     "NewRater",
     "Principal",
     "RaterInfo",
+    "account_named",
     "add_rater",
     "attempt_key",
     "authenticate",
@@ -124,6 +125,19 @@ class RaterInfo:
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     sso_identity: str | None = None
+
+    @classmethod
+    def of(cls, rater: Rater) -> RaterInfo:
+        """The listing of an account row."""
+        return cls(
+            rater.name,
+            rater.role,
+            rater.token_hint,
+            dict(rater.qualifications),
+            rater.created_at,
+            rater.revoked_at,
+            rater.sso_identity,
+        )
 
 
 def normalise_identity(identity: Any) -> str:
@@ -263,18 +277,7 @@ def list_raters(store: Store, study_id: str | None) -> list[RaterInfo]:
     with store.session() as s:
         study = get_study(s, study_id)
         rows = s.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id))
-        return [
-            RaterInfo(
-                r.name,
-                r.role,
-                r.token_hint,
-                dict(r.qualifications),
-                r.created_at,
-                r.revoked_at,
-                r.sso_identity,
-            )
-            for r in rows
-        ]
+        return [RaterInfo.of(r) for r in rows]
 
 
 def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -> RaterInfo:
@@ -287,13 +290,7 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
     """
     with store.write() as s:
         study = get_study(s, study_id)
-        rater = s.scalar(select(Rater).where(Rater.study_id == study.id, Rater.name == name))
-        if rater is None:
-            known = list(s.scalars(select(Rater.name).where(Rater.study_id == study.id)))
-            raise InputError(
-                f"study {study.id!r} has no account named {name!r} (accounts: "
-                f"{', '.join(known) or 'none'}); check the name with studyhub rater list"
-            )
+        rater = account_named(s, study.id, name)
         if rater.revoked_at is None:
             rater.revoked_at = utcnow()
             append_event(
@@ -303,20 +300,30 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
                 study_id=study.id,
                 payload={"rater_id": rater.id, "name": rater.name, "hint": rater.token_hint},
             )
-        return RaterInfo(
-            rater.name,
-            rater.role,
-            rater.token_hint,
-            dict(rater.qualifications),
-            rater.created_at,
-            rater.revoked_at,
-            rater.sso_identity,
-        )
+        return RaterInfo.of(rater)
 
 
 def attempt_key(kind: str, value: str) -> str:
     """Attempt keys are hashed: a client address is personal data, a hint is input."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+def account_named(s: Session, study_id: str, name: str) -> Rater:
+    """The study's account called ``name``.
+
+    Raises
+    ------
+    InputError
+        When there is none (the message lists the study's accounts).
+    """
+    rater = s.scalar(select(Rater).where(Rater.study_id == study_id, Rater.name == name))
+    if rater is None:
+        known = list(s.scalars(select(Rater.name).where(Rater.study_id == study_id)))
+        raise InputError(
+            f"study {study_id!r} has no account named {name!r} (accounts: "
+            f"{', '.join(known) or 'none'}); check the name with studyhub rater list"
+        )
+    return rater
 
 
 def _throttled_until(s: Session, study_id: str, keys: Sequence[str]) -> dt.datetime | None:

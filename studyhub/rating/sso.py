@@ -21,6 +21,7 @@ from studyhub.errors import AuthError, InputError
 from studyhub.rating.accounts import (
     Principal,
     RaterInfo,
+    account_named,
     attempt_key,
     normalise_identity,
     sso_taken,
@@ -53,12 +54,7 @@ def link_sso(
     address = None if identity is None else normalise_identity(identity)
     with store.write() as s:
         study = get_study(s, study_id)
-        rater = s.scalar(select(Rater).where(Rater.study_id == study.id, Rater.name == name))
-        if rater is None:
-            raise InputError(
-                f"study {study.id!r} has no account named {name!r}; check the name with "
-                "studyhub rater list"
-            )
+        rater = account_named(s, study.id, name)
         if address is not None:
             sso_taken(s, study.id, address, other_than=rater.id)
         if rater.sso_identity != address:
@@ -75,15 +71,7 @@ def link_sso(
                 },
             )
             rater.sso_identity = address
-        return RaterInfo(
-            rater.name,
-            rater.role,
-            rater.token_hint,
-            dict(rater.qualifications),
-            rater.created_at,
-            rater.revoked_at,
-            rater.sso_identity,
-        )
+        return RaterInfo.of(rater)
 
 
 def authenticate_sso(store: Store, study_id: str, claims: Any, *, client: str = "") -> Principal:
