@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["Identifier", "Strict"]
+__all__ = ["Identifier", "Strict", "require_unique"]
 
 #: Short machine names used as keys and cross-references (arm ids, item ids, endpoint ids).
 Identifier = Annotated[
@@ -26,3 +27,10 @@ class Strict(BaseModel):
         use_attribute_docstrings=False,
         validate_default=True,
     )
+
+
+def require_unique(keys: Sequence[str], *, what: str, each: str, key: str = "id") -> None:
+    """Raise ``ValueError`` naming repeated ``keys``: "arm ids must be unique, [...] repeat"."""
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ValueError(f"{what} must be unique, {dupes} repeat; give each {each} its own {key}")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from studyhub.protocol._base import Identifier, Strict
+from studyhub.protocol._base import Identifier, Strict, require_unique
 
 __all__ = [
     "AGREEMENT_STATISTICS",
@@ -208,12 +208,7 @@ class AnalysisPlan(Strict):
     @field_validator("endpoints")
     @classmethod
     def _endpoints(cls, endpoints: list[Endpoint]) -> list[Endpoint]:
-        ids = [e.id for e in endpoints]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(
-                f"endpoint ids must be unique, {dupes} repeat; give each endpoint its own id"
-            )
+        require_unique([e.id for e in endpoints], what="endpoint ids", each="endpoint")
         if not any(e.primary for e in endpoints):
             raise ValueError(
                 "the plan has no primary endpoint; mark at least one endpoint with primary: true"

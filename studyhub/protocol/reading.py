@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from studyhub.protocol._base import Identifier, Strict
+from studyhub.protocol._base import Identifier, Strict, require_unique
 
 __all__ = [
     "Blinding",
@@ -146,12 +146,7 @@ class Instrument(Strict):
     @field_validator("items")
     @classmethod
     def _unique_ids(cls, items: list[Item]) -> list[Item]:
-        ids = [i.id for i in items]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(
-                f"instrument item ids must be unique, {dupes} repeat; give each item its own id"
-            )
+        require_unique([i.id for i in items], what="instrument item ids", each="item")
         return items
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from studyhub.protocol._base import Identifier, Strict
+from studyhub.protocol._base import Identifier, Strict, require_unique
 from studyhub.protocol.reading import (
     Blinding,
     Instrument,
@@ -299,8 +299,5 @@ class Protocol(Strict):
     @field_validator("arms")
     @classmethod
     def _unique_arms(cls, arms: list[Arm]) -> list[Arm]:
-        ids = [a.id for a in arms]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"arm ids must be unique, {dupes} repeat; give each arm its own id")
+        require_unique([a.id for a in arms], what="arm ids", each="arm")
         return arms

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from studyhub.protocol._base import Strict
+from studyhub.protocol._base import Strict, require_unique
 
 __all__ = ["ConfidenceBand", "Cues", "Rendering", "WindowPreset"]
 
@@ -79,11 +79,7 @@ class Rendering(Strict):
     @classmethod
     def _unique_presets(cls, presets: list[WindowPreset]) -> list[WindowPreset]:
         names = [p.name for p in presets]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(
-                f"window preset names must be unique, {dupes} repeat; give each preset its own name"
-            )
+        require_unique(names, what="window preset names", each="preset", key="name")
         return presets
 
 
