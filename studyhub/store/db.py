@@ -204,7 +204,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
 def _migrate(store: Store) -> None:
     cfg = alembic_config(store.url)
     head = ScriptDirectory.from_config(cfg).get_current_head()
-    with store.engine.connect() as conn:
+    # The check only reads: on SQLite a read connection begins a deferred transaction, so
+    # opening the store never waits behind a writer (BEGIN IMMEDIATE would).
+    with store.engine.execution_options(**{_MODE: "read"}).connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current == head:
         return
