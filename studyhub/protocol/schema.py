@@ -117,6 +117,12 @@ class DataSource(Strict):
         default="split",
         description="manifest column naming each row's split (train/calibration/test), or null",
     )
+    allow_outside_root: bool = Field(
+        default=False,
+        description="let image and mask paths in the manifest point outside the data root (the "
+        "manifest's folder, or the folder of kind folders/dicom), e.g. ../elsewhere/x.png; off, "
+        "such a path is refused so that a manifest cannot reach files it should not",
+    )
     demo_cases_per_split: int = Field(
         default=400,
         ge=10,
