@@ -190,7 +190,12 @@ def status(study: StudyOption = None) -> None:
     table.add_row("amendments", str(st.amendments))
     for key, value in st.counts.items():
         table.add_row(key, str(value))
+    ok = st.registration_check.startswith("OK")
+    table.add_row("registration", "matches the audit log" if ok else "FAILED (see below)")
     out.print(table)
+    if not ok:
+        err.print(st.registration_check, markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -208,22 +213,76 @@ def close(study: StudyOption = None) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit chain; print OK or the first broken sequence number."""
-    from studyhub.store.audit import verify_chain
+def audit_verify(
+    anchor_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            help="A head kept outside the database (from studyhub audit anchor --out): the "
+            "chain must still hold that event with that hash.",
+        ),
+    ] = None,
+) -> None:
+    """Check the audit chain and every data row against it; print OK or every discrepancy."""
     from studyhub.store.db import open_store
+    from studyhub.store.verify import check_anchor, read_anchor, verify_store
 
+    expected = read_anchor(anchor_file) if anchor_file is not None else None
     store = open_store(state.db, create=False)
     try:
-        with store.session() as s:
-            report = verify_chain(s)
+        with store.snapshot() as s:
+            report = verify_store(s)
+            anchored = check_anchor(s, expected) if expected is not None else None
     finally:
         store.dispose()
-    if report.ok:
-        out.print(report.render(), markup=False)
-        return
-    err.print(report.render(), markup=False)
-    raise typer.Exit(1)
+    lines = report.render()
+    if anchored is not None:
+        lines.append(anchored)
+    ok = report.ok and (anchored is None or anchored.startswith("anchor OK"))
+    for line in lines:
+        (out if ok else err).print(line, markup=False)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Also write the head as JSON to this file, for a witness to keep."
+        ),
+    ] = None,
+) -> None:
+    """Print the chain's head (sequence number, hash, UTC time) to keep outside the database."""
+    import json
+
+    from studyhub.store.db import open_store
+    from studyhub.store.verify import anchor
+
+    if out_file is not None:
+        _writable(out_file, "--out")
+    store = open_store(state.db, create=False)
+    try:
+        with store.snapshot() as s:
+            head = anchor(s)
+    finally:
+        store.dispose()
+    text = json.dumps(head.to_json(), indent=2)
+    if out_file is not None:
+        out_file.write_text(text + "\n", encoding="utf-8")
+    out.print(text, markup=False)
+
+
+def _writable(path: Path, option: str) -> None:
+    from studyhub.errors import InputError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(
+            f"{option} {str(path)!r}: the folder {str(folder)!r} does not exist or is not "
+            "writable; create it or choose another path"
+        )
 
 
 cases_commands.register_commands(app, state, out)

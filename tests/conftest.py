@@ -92,9 +92,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(db_url: str):  # type: ignore[no-untyped-def]
+def store(db_url: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """An open, migrated store; afterwards every row must still match the audit chain.
+
+    The check after the test is the suite-wide proof that every write path binds
+    its rows to the chain; tests that tamper with the database on purpose carry
+    the ``tampers`` marker.
+    """
     from studyhub.store.db import open_store
+    from studyhub.store.verify import verify_store
 
     s = open_store(db_url)
     yield s
-    s.dispose()
+    try:
+        if request.node.get_closest_marker("tampers") is None:
+            with s.snapshot() as session:
+                report = verify_store(session)
+            assert report.ok, "\n".join(report.render())
+    finally:
+        s.dispose()

@@ -19,20 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from studyhub.cases.dataset import read_cases
 from studyhub.cases.eligibility import apply_eligibility
 from studyhub.cases.records import CaseRecord, load_image
 from studyhub.cases.sampling import diversity_figure, draw_sample, standardized_differences
-from studyhub.errors import DataError, LifecycleError
+from studyhub.errors import DataError, LifecycleError, StoreError
 from studyhub.models import Calibration, LoadedModel, embed, load_model, logits, probabilities
 from studyhub.protocol.schema import Protocol
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Case, ModelVersion, Prediction, Study, utcnow
-from studyhub.store.studies import get_study
+from studyhub.store.studies import check_registration, get_study
 
 __all__ = ["EnrollmentResult", "enroll_prospective", "registered_protocol", "sample_retrospective"]
 
@@ -48,7 +48,15 @@ class EnrollmentResult:
 
 
 def registered_protocol(study: Study) -> tuple[Protocol, Path]:
-    """The protocol as registered, and the folder its relative paths start from."""
+    """The protocol as registered, and the folder its relative paths start from.
+
+    Refuses a study whose stored texts no longer match its registration
+    (:func:`studyhub.store.studies.check_registration`).
+    """
+    session = object_session(study)
+    if session is None:  # pragma: no cover - callers pass rows of an open session
+        raise StoreError("internal: registered_protocol needs a study row of an open session")
+    check_registration(session, study)
     return Protocol.model_validate_json(study.protocol_canonical), Path(study.protocol_path).parent
 
 

@@ -56,6 +56,9 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                         )
                     )
                 out.print(table)
+                for row in report.rows:
+                    if not row["match"]:
+                        out.print(f"MISMATCH {row['stimulus']}: {row['detail']}", markup=False)
                 out.print(
                     f"verify: {report.matched} of {report.checked} match",
                     markup=False,

@@ -50,6 +50,7 @@ __all__ = [
     "compute_stimuli",
     "item_seed",
     "recompute_attributions",
+    "render_views",
 ]
 
 #: Gradient methods whose weight-randomized twin is computed for the sanity check.
@@ -93,6 +94,8 @@ class StimulusOutput:
     provenance: dict[str, Any]
     duration_ms: float = 0.0
     flags: list[str] = field(default_factory=list)
+    #: The attribution uncertainty drawn as the hatch (when the protocol shows it); not stored.
+    uncertainty: np.ndarray | None = None
 
 
 def item_seed(protocol_seed: int, case_key: str, arm_key: str) -> int:
@@ -302,6 +305,23 @@ def _randomized_twins(
     return twin.attribute(inputs, targets, seed=seeds).detach().float().sum(dim=1).cpu().numpy()
 
 
+def render_views(
+    protocol: Protocol, image: np.ndarray, attr: np.ndarray | None, unc: np.ndarray | None
+) -> tuple[bytes, bytes, bytes | None]:
+    """The three PNGs of a stimulus: the stimulus, the plain original and the overlay layer.
+
+    The one rendering of every stimulus, used by ``explain`` and by ``explain --verify``.
+    """
+    display = _display(image)
+    rendering = protocol.rendering
+    original = render_original(display, rendering)
+    image_png = render_stimulus(display, attr, rendering, uncertainty=unc, cues=protocol.cues)
+    overlay = (
+        None if attr is None else render_overlay_layer(attr, rendering, image_shape=display.shape)
+    )
+    return image_png, original, overlay
+
+
 def _one(
     *,
     protocol: Protocol,
@@ -326,11 +346,7 @@ def _one(
     start = time.perf_counter()
     display = _display(case.image)
     rendering = protocol.rendering
-    original = render_original(display, rendering)
-    image_png = render_stimulus(display, attr, rendering, uncertainty=unc, cues=protocol.cues)
-    overlay = (
-        None if attr is None else render_overlay_layer(attr, rendering, image_shape=display.shape)
-    )
+    image_png, original, overlay = render_views(protocol, case.image, attr, unc)
     terms = dict(protocol.data.label_terms)
     cue = ConfidenceCue.from_cues(
         case.target_label, case.probability, protocol.cues, label_terms=terms
@@ -407,6 +423,7 @@ def _one(
         provenance=provenance,
         duration_ms=duration,
         flags=list(story.flags),
+        uncertainty=unc,
     )
 
 

@@ -11,6 +11,7 @@ stored hashes (the modality values are the file's, checked by its SHA-256).
 
 from __future__ import annotations
 
+import io
 import secrets
 import string
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from studyhub.explain.compute import (
     array_from_bytes,
     attribution_sha256,
     compute_stimuli,
-    recompute_attributions,
+    render_views,
 )
 from studyhub.models import LoadedModel, load_model
 from studyhub.protocol.schema import Protocol
@@ -298,11 +299,17 @@ STOCHASTIC_ATOL_SHARE = 1e-5
 def verify_stimuli(
     store: Store, study_id: str | None, n: int, *, data_dir: Path, device: str = "cpu"
 ) -> VerifyReport:
-    """Recompute ``n`` random stored stimuli and compare them with their stored hashes.
+    """Recompute ``n`` random stored stimuli and compare them with what is stored.
 
-    Deterministic methods must match bit for bit on the device that made them;
-    stochastic ones (given their stored seed) within ``STOCHASTIC_RTOL`` relative
-    and ``STOCHASTIC_ATOL_SHARE`` of the map's largest magnitude.
+    What is compared is what raters see and analyses read, never a stored hash
+    alone: the attribution blob, the plain original, the overlay layer and the
+    stimulus PNG, the narrative, the attribution's hash column against its own
+    blob, and a DICOM case's modality values. Deterministic methods on the
+    device that made them must match bit for bit; stochastic ones (given their
+    stored seed) or another device within ``STOCHASTIC_RTOL`` relative and
+    ``STOCHASTIC_ATOL_SHARE`` of the map's largest magnitude, with the overlay
+    re-rendered from the stored map (it must match that map exactly) and the
+    stimulus within ``PNG_PIXEL_SHARE`` of differing pixels.
     """
     if n < 1:
         raise InputError(f"--verify {n}: give the number of stimuli to recompute (at least 1)")
@@ -330,38 +337,121 @@ def verify_stimuli(
         arm = arms[stim.arm_id]
         key = by_id[stim.case_id]
         batch_keys = [k for k in stim.provenance.get("batch", [key]) if k in by_key] or [key]
-        maps = recompute_attributions(
+        inputs = _inputs(ctx, [by_key[k] for k in batch_keys])
+        fresh = compute_stimuli(
             protocol=ctx.protocol,
             arm_key=arm.arm_key,
             method=arm.method,
             params=arm.params,
             model=ctx.model.module,
             preprocess=ctx.model.preprocess,
-            cases=_inputs(ctx, [by_key[k] for k in batch_keys]),
+            weights_sha256=ctx.model.weights_sha256,
+            entry_point=ctx.model.entry_point,
+            cases=inputs,
             device=device,
+            metrics=False,
+        )[batch_keys.index(key)]
+        exact_expected = bool(stim.provenance.get("deterministic", True)) and (
+            stim.provenance.get("device") == device
         )
-        fresh = maps[batch_keys.index(key)]
-        stored = array_from_bytes(stim.attribution) if stim.attribution else None
-        deterministic = bool(stim.provenance.get("deterministic", True))
-        same_device = stim.provenance.get("device") == device
-        exact = fresh is not None and attribution_sha256(fresh) == stim.attribution_sha256
-        if exact:
-            verdict, detail = True, "identical (SHA-256)"
-        elif stored is not None and fresh is not None and (not deterministic or not same_device):
-            scale = float(np.abs(stored).max()) or 1.0
-            atol = STOCHASTIC_ATOL_SHARE * scale
-            close = np.allclose(fresh, stored, rtol=STOCHASTIC_RTOL, atol=atol)
-            diff = float(np.abs(fresh - stored).max()) / scale
-            verdict, detail = bool(close), f"max difference {diff:.2e} of the map's range"
-        else:
-            verdict, detail = False, "hash differs"
+        problems = _compare(
+            ctx.protocol, stim, fresh, inputs[batch_keys.index(key)], by_key[key][2], exact_expected
+        )
         rows.append(
             {
                 "stimulus": stim.code,
                 "method": arm.method,
-                "deterministic": deterministic,
-                "match": verdict,
-                "detail": detail,
+                "deterministic": bool(stim.provenance.get("deterministic", True)),
+                "match": not problems,
+                "detail": "; ".join(problems)
+                if problems
+                else ("identical" if exact_expected else "within tolerance")
+                + " (attribution, PNGs, narrative)",
             }
         )
     return VerifyReport(len(rows), sum(r["match"] for r in rows), rows)
+
+
+#: Share of pixels a re-rendered stimulus may differ in when its map matches only within
+#: tolerance (a stochastic arm, another device): an uncertainty hatch may move by a pixel.
+PNG_PIXEL_SHARE = 0.01
+
+
+def _compare(
+    protocol: Protocol,
+    stim: Stimulus,
+    fresh: StimulusOutput,
+    case: CaseInput,
+    record: CaseRecord,
+    exact: bool,
+) -> list[str]:
+    """What differs between a stored stimulus and its recomputation (empty: nothing)."""
+    problems: list[str] = []
+    stored: np.ndarray | None = None
+    if stim.attribution is not None:
+        try:
+            stored = array_from_bytes(stim.attribution)
+        except (ValueError, OSError, EOFError):
+            problems.append("the stored attribution blob is not a readable array")
+    if stored is not None and attribution_sha256(stored) != stim.attribution_sha256:
+        problems.append("the attribution hash column does not match the stored attribution blob")
+    if fresh.attribution is None or stored is None:
+        if (fresh.attribution is None) != (stim.attribution is None):
+            problems.append("the stored attribution is missing or unexpected")
+        return problems
+    if exact:
+        if array_bytes(fresh.attribution) != stim.attribution:
+            problems.append("the attribution differs from its recomputation (bit for bit)")
+    elif fresh.attribution.shape != stored.shape:
+        problems.append(
+            f"the attribution's shape {list(stored.shape)} differs from its recomputation's "
+            f"{list(fresh.attribution.shape)}"
+        )
+    else:
+        scale = float(np.abs(stored).max()) or 1.0
+        close = np.allclose(
+            fresh.attribution, stored, rtol=STOCHASTIC_RTOL, atol=STOCHASTIC_ATOL_SHARE * scale
+        )
+        if not close:
+            diff = float(np.abs(fresh.attribution - stored).max()) / scale
+            problems.append(
+                f"the attribution differs from its recomputation: max difference {diff:.2e} of "
+                "the map's range"
+            )
+    if stim.original_png != fresh.original_png:
+        problems.append("the original PNG differs from the rendering of the case's image")
+    unc = _uncertainty_of(fresh, protocol)
+    image_png, _original, overlay = render_views(protocol, case.image, stored, unc)
+    if stim.overlay_png != overlay:
+        problems.append("the overlay PNG differs from the rendering of the stored attribution")
+    if exact:
+        if stim.image_png != fresh.image_png:
+            problems.append("the stimulus PNG differs from its recomputation")
+        if stim.narrative != fresh.narrative:
+            problems.append("the narrative differs from its recomputation")
+    elif _pixel_share(stim.image_png, image_png) > PNG_PIXEL_SHARE:
+        problems.append("the stimulus PNG differs from the rendering of the stored attribution")
+    raw = _raw(record)
+    if stim.original_raw != raw:
+        problems.append("the stored modality values differ from the DICOM file's")
+    return problems
+
+
+def _uncertainty_of(fresh: StimulusOutput, protocol: Protocol) -> np.ndarray | None:
+    return fresh.uncertainty if protocol.cues.show_uncertainty else None
+
+
+def _pixel_share(a: bytes | None, b: bytes | None) -> float:
+    """Share of pixels that differ between two PNGs (1.0 when either is missing or unreadable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if a is None or b is None:
+        return 1.0
+    try:
+        x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB"))
+        y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        return 1.0
+    if x.shape != y.shape:
+        return 1.0
+    return float(np.any(x != y, axis=-1).mean())

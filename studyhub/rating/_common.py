@@ -20,6 +20,7 @@ from studyhub.errors import AccessError, AuthError, InputError
 from studyhub.protocol.schema import Protocol
 from studyhub.rating.accounts import AUTH_FAILED, Principal
 from studyhub.store.models import Assignment, Consent, Rater, Response, Study
+from studyhub.store.studies import check_registration
 
 __all__ = [
     "Caller",
@@ -66,10 +67,12 @@ def protocol_of(s: Session, study_id: str, registration_hash: str) -> Protocol:
     with _lock:
         protocol = _cache.get(key)
     if protocol is None:
-        text = s.scalar(select(Study.protocol_canonical).where(Study.id == study_id))
-        if text is None:  # pragma: no cover - the caller's row names the study
+        study = s.get(Study, study_id)
+        if study is None:  # pragma: no cover - the caller's row names the study
             raise AuthError(AUTH_FAILED)
-        protocol = Protocol.model_validate_json(text)
+        # Once per registration and process: a protocol edited in the database is never served.
+        check_registration(s, study)
+        protocol = Protocol.model_validate_json(study.protocol_canonical)
         with _lock:
             _cache[key] = protocol
     return protocol

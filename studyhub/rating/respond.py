@@ -50,6 +50,7 @@ from studyhub.store.models import (
     Study,
     utcnow,
 )
+from studyhub.store.rows import bind_rows
 
 __all__ = ["SubmitResult", "correct", "submit"]
 
@@ -308,8 +309,10 @@ def _insert(store: Store, c: _Checked) -> SubmitResult:
                 "submitted_at": now,
             },
         ).scalar_one()
+        bind_rows(s, "response", [response_id])
         if c.last_of_session:
             s.execute(_FINISH_SESSION, {"session_id": c.session_id, "now": now})
+            bind_rows(s, "reading_session", [c.session_id])
         append_event(
             s,
             actor=c.who.name,

@@ -32,6 +32,7 @@ from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Assignment, Prediction, ReadingSession, Stimulus, utcnow
+from studyhub.store.rows import bind_rows
 
 __all__ = ["DEFAULT_CATCH_PROMPT", "ServedItem", "next_item"]
 
@@ -297,6 +298,7 @@ def _stamp_served(
     with store.write() as s:
         result = s.execute(_STAMP, {"assignment_id": nxt.assignment_id, "now": now})
         stamped = cast(CursorResult[Any], result).rowcount
+        bind_rows(s, "assignment", [nxt.assignment_id] if stamped else [])
         if stamped:
             append_event(
                 s,

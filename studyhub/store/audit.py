@@ -6,6 +6,12 @@ reordering or inserting a row breaks the chain at a sequence number that
 :func:`verify_chain` reports. The head row (last sequence number and hash) makes
 a deleted tail visible too. Events are appended inside the caller's write
 transaction, so a state change and its audit event commit or fail together.
+
+An event also records the digests of the data rows its transaction created,
+changed or deleted (``rows``, see :mod:`studyhub.store.rows`), and its hash covers
+them: the chain proves the rows, not only itself. Events are therefore written
+when the transaction ends (:func:`finish_events`), once every row is flushed;
+:func:`append_event` queues them in order.
 """
 
 from __future__ import annotations
@@ -19,17 +25,23 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from studyhub.errors import StoreError
 from studyhub.store.models import AuditEvent, AuditHead, Base, utcnow
+from studyhub.store.rows import take_touched, touched_digests, unbound_statements
 
 #: ``Session.info`` key of the head row that :meth:`studyhub.store.db.Store.write` locked.
 AUDIT_HEAD = "studyhub.audit_head"
+#: ``Session.info`` key of the events queued in this write transaction.
+_PENDING = "studyhub.audit_pending"
 
 __all__ = [
     "AUDIT_HEAD",
     "GENESIS",
     "ChainReport",
     "append_event",
+    "begin_events",
     "event_hash",
+    "finish_events",
     "lock_head",
     "verify_chain",
 ]
@@ -51,20 +63,25 @@ def event_hash(
     payload: str,
     created_at: dt.datetime,
     prev_hash: str,
+    rows: str | None = None,
 ) -> str:
-    """SHA-256 over an event's content and the previous event's hash."""
-    body = _canonical(
-        {
-            "seq": seq,
-            "study_id": study_id,
-            "actor": actor,
-            "action": action,
-            "payload": payload,
-            "created_at": created_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-            "prev_hash": prev_hash,
-        }
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    """SHA-256 over an event's content, the row digests it records and the previous hash.
+
+    ``rows`` (the canonical JSON of the row digests) is part of the hashed body
+    only when present, so events written before rows were bound keep their hash.
+    """
+    content: dict[str, Any] = {
+        "seq": seq,
+        "study_id": study_id,
+        "actor": actor,
+        "action": action,
+        "payload": payload,
+        "created_at": created_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "prev_hash": prev_hash,
+    }
+    if rows is not None:
+        content["rows"] = rows
+    return hashlib.sha256(_canonical(content).encode("utf-8")).hexdigest()
 
 
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
@@ -95,45 +112,114 @@ def append_event(
     action: str,
     study_id: str | None = None,
     payload: dict[str, Any] | None = None,
-) -> str:
-    """Append one event to the chain inside the caller's write transaction.
+) -> None:
+    """Queue one event of the caller's write transaction.
 
     The session must come from :meth:`studyhub.store.db.Store.write`, which has
-    already locked the chain's head, so concurrent writers queue instead of
-    forking the chain. Returns the new event's hash.
+    locked the chain's head (so concurrent writers queue instead of forking the
+    chain) and writes the queued events when the transaction ends, each with the
+    digests of the rows touched before it (the last one also with those touched
+    after it).
     """
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        raise StoreError(
+            "internal: append_event needs a session from Store.write(), which binds the "
+            "written rows to the chain"
+        )
+    session.flush()
+    pending.append(
+        {
+            "actor": actor,
+            "action": action,
+            "study_id": study_id,
+            "payload": _canonical(payload or {}),
+            "created_at": utcnow(),
+            "touched": take_touched(session),
+        }
+    )
+
+
+def begin_events(session: Session) -> None:
+    """Start queueing events on a write session (:meth:`studyhub.store.db.Store.write`)."""
+    session.info[_PENDING] = []
+
+
+def finish_events(session: Session) -> None:
+    """Write the queued events with the digests of the rows they stand for.
+
+    Called by :meth:`studyhub.store.db.Store.write` just before it commits.
+    Refuses (rolling the transaction back) a write that changed bound rows
+    without any audit event, or that wrote a bound table by a direct statement
+    without naming its rows (:func:`studyhub.store.rows.bind_rows`).
+    """
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, None) or []
+    session.flush()
+    rest = take_touched(session)
+    unbound = unbound_statements(session)
+    if unbound:
+        raise StoreError(
+            f"internal: a statement wrote table(s) {sorted(unbound)} without binding its rows "
+            "to the audit chain (studyhub.store.rows.bind_rows)"
+        )
+    if not pending:
+        if rest:
+            raise StoreError(
+                f"internal: a write changed {sorted(rest)} rows without an audit event; every "
+                "write must go through the audit chain (append_event)"
+            )
+        return
+    pending[-1]["touched"] = _merge(pending[-1]["touched"], rest)
+    # A row touched by several events of one transaction belongs to the last of them.
+    owner: dict[tuple[str, str], int] = {}
+    for i, ev in enumerate(pending):
+        for table, keys in ev["touched"].items():
+            for key in keys:
+                owner[(table, str(key))] = i
     head = session.info.get(AUDIT_HEAD)
     if not isinstance(head, list):
         head = lock_head(session)
-    seq = head[0] + 1
-    prev_hash = head[1]
-    created_at = utcnow()
-    text = _canonical(payload or {})
-    digest = event_hash(
-        seq=seq,
-        study_id=study_id,
-        actor=actor,
-        action=action,
-        payload=text,
-        created_at=created_at,
-        prev_hash=prev_hash,
-    )
-    session.execute(
-        _INSERT_EVENT,
-        {
-            "seq": seq,
-            "study_id": study_id,
-            "actor": actor,
-            "action": action,
-            "payload": text,
-            "created_at": created_at,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
-    session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
-    head[0], head[1] = seq, digest
-    return digest
+    for i, ev in enumerate(pending):
+        mine = {
+            table: {k for k in keys if owner[(table, str(k))] == i}
+            for table, keys in ev["touched"].items()
+        }
+        digests = touched_digests(session, {t: k for t, k in mine.items() if k})
+        rows = _canonical(digests) if digests else None
+        seq, prev_hash = head[0] + 1, head[1]
+        digest = event_hash(
+            seq=seq,
+            study_id=ev["study_id"],
+            actor=ev["actor"],
+            action=ev["action"],
+            payload=ev["payload"],
+            created_at=ev["created_at"],
+            prev_hash=prev_hash,
+            rows=rows,
+        )
+        session.execute(
+            _INSERT_EVENT,
+            {
+                "seq": seq,
+                "study_id": ev["study_id"],
+                "actor": ev["actor"],
+                "action": ev["action"],
+                "payload": ev["payload"],
+                "rows": rows,
+                "created_at": ev["created_at"],
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
+        )
+        head[0], head[1] = seq, digest
+    session.execute(_MOVE_HEAD, {"new_seq": head[0], "new_hash": head[1]})
+
+
+def _merge(a: dict[str, set[Any]], b: dict[str, set[Any]]) -> dict[str, set[Any]]:
+    out = {k: set(v) for k, v in a.items()}
+    for k, v in b.items():
+        out.setdefault(k, set()).update(v)
+    return out
 
 
 @dataclass(frozen=True)
@@ -184,6 +270,7 @@ def verify_chain(session: Session) -> ChainReport:
             payload=ev.payload,
             created_at=ev.created_at,
             prev_hash=ev.prev_hash,
+            rows=ev.rows,
         )
         if recomputed != ev.hash:
             return ChainReport(

@@ -25,7 +25,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studyhub.errors import InputError, StoreError
-from studyhub.store.audit import lock_head
+from studyhub.store.audit import begin_events, finish_events, lock_head
+from studyhub.store.rows import install_tracking
 
 __all__ = ["DEFAULT_URL", "Store", "alembic_config", "open_store", "resolve_url"]
 
@@ -64,6 +65,10 @@ class Store:
             # BEGIN and ROLLBACK a read costs two fewer round trips to the server.
             reads = reads.execution_options(isolation_level="AUTOCOMMIT")
         self._reads = sessionmaker(reads, expire_on_commit=False)
+        snapshot = self.engine.execution_options(**{_MODE: "read"})
+        if self.engine.dialect.name != "sqlite":
+            snapshot = snapshot.execution_options(isolation_level="REPEATABLE READ")
+        self._snapshots = sessionmaker(snapshot, expire_on_commit=False)
         self._local_writer = threading.Lock()
         #: Per-store scratch space for services' caches, dropped with the store.
         self.caches: dict[str, Any] = {}
@@ -77,13 +82,29 @@ class Store:
         return self._reads()
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session that sees one consistent snapshot of the whole database.
+
+        For reads that must agree with each other across many statements (``audit
+        verify`` reads the chain, then every table, while writers go on): REPEATABLE
+        READ on PostgreSQL, one deferred transaction on SQLite's write-ahead log.
+        Neither waits for writers.
+        """
+        with self._snapshots() as session:  # closing rolls the read transaction back
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """One atomic write: commits on success, rolls back on any error.
 
         Writers are serialised on the audit chain's head row (``SELECT ... FOR
         UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite), taken first so
         that every transaction locks in the same order and none can deadlock.
-        On SQLite the threads of one process first queue on a lock of their own:
+        The audit events the block appended are written at its end, with the
+        digests of every row it created, changed or deleted
+        (:func:`studyhub.store.audit.finish_events`); a block that changes rows
+        without an event is rolled back. On SQLite the threads of one process
+        first queue on a lock of their own:
         SQLite's busy handler retries a locked database with sleeps of up to
         100 ms, which gave concurrent writers a long latency tail (other
         processes still meet the busy handler).
@@ -99,7 +120,10 @@ class Store:
     def _write_transaction(self) -> Iterator[Session]:
         with self._writes() as session, session.begin():
             lock_head(session)
+            install_tracking(session)
+            begin_events(session)
             yield session
+            finish_events(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -339,6 +339,10 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(63))
     payload: Mapped[str] = mapped_column(Text)
+    #: Canonical JSON of the digests of the rows this event's write created, changed or
+    #: deleted (table -> primary key -> digest, or null for a deleted row); see
+    #: :mod:`studyhub.store.rows`. Null for events that touched no data row.
+    rows: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)

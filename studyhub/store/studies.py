@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from studyhub import __version__
-from studyhub.errors import InputError, LifecycleError
-from studyhub.protocol.load import StudyFiles
+from studyhub.errors import AuditChainError, InputError, LifecycleError
+from studyhub.protocol.load import CANONICAL_VERSION, StudyFiles, sha256_text
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -18,6 +19,7 @@ from studyhub.store.models import (
     Amendment,
     Arm,
     Assignment,
+    AuditEvent,
     Case,
     Rater,
     Response,
@@ -30,6 +32,7 @@ __all__ = [
     "Registration",
     "StudyStatus",
     "amend",
+    "check_registration",
     "check_unchanged",
     "close",
     "get_study",
@@ -76,6 +79,62 @@ def get_study(session: Session, study_id: str | None) -> Study:
     return study
 
 
+def check_registration(session: Session, study: Study) -> None:
+    """Refuse a study whose stored protocol or plan no longer matches its registration.
+
+    Re-hashes the stored canonical texts, recomputes the registration hash from
+    them, and compares it with the hash the audit chain recorded at the last
+    ``register`` or ``amend`` of the study. Every command that reads the
+    registered protocol or plan to act on it (sample, enroll, explain, assign,
+    serve, analyze) calls this first, so a text edited in the database is never
+    served or analysed. :func:`studyhub.store.verify.verify_store` checks the rest.
+
+    Raises
+    ------
+    AuditChainError
+        Naming what does not match.
+    """
+    problems = []
+    if sha256_text(study.protocol_canonical) != study.protocol_hash:
+        problems.append("the stored protocol text does not hash to the registered protocol hash")
+    if sha256_text(study.plan_canonical) != study.plan_hash:
+        problems.append("the stored plan text does not hash to the registered plan hash")
+    combined = sha256_text(
+        f"{CANONICAL_VERSION}\nprotocol {study.protocol_hash}\nplan {study.plan_hash}\n"
+    )
+    if combined != study.registration_hash:
+        problems.append("the protocol and plan hashes do not combine to the registration hash")
+    recorded = _recorded_registration(session, study.id)
+    if recorded is None:
+        problems.append("the audit log holds no register event for it")
+    elif recorded != study.registration_hash:
+        problems.append(
+            f"the audit log registered hash {recorded[:12]}…, the study row says "
+            f"{study.registration_hash[:12]}…"
+        )
+    if problems:
+        raise AuditChainError(
+            f"study {study.id!r} does not match its registration: {'; '.join(problems)}. The "
+            "database was changed outside studyhub; nothing is served or analysed until it is "
+            "restored (run studyhub audit verify for every difference, and restore from a backup)"
+        )
+
+
+def _recorded_registration(session: Session, study_id: str) -> str | None:
+    """The registration hash the chain recorded last for ``study_id`` (register or amend)."""
+    row = session.execute(
+        select(AuditEvent.action, AuditEvent.payload)
+        .where(AuditEvent.study_id == study_id, AuditEvent.action.in_(("register", "amend")))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    payload = json.loads(row.payload)
+    value = payload.get("registration_hash" if row.action == "register" else "new_hash")
+    return value if isinstance(value, str) else None
+
+
 def list_studies(session: Session) -> list[str]:
     return list(session.scalars(select(Study.id).order_by(Study.id)))
 
@@ -93,6 +152,7 @@ def register(store: Store, files: StudyFiles, *, actor: str) -> Registration:
     with store.write() as s:
         existing = s.get(Study, p.id)
         if existing is not None:
+            check_registration(s, existing)
             if existing.registration_hash == files.registration_hash:
                 return Registration(
                     existing.id, existing.registration_hash, existing.registered_at, created=False
@@ -160,6 +220,7 @@ def amend(store: Store, files: StudyFiles, *, reason: str, actor: str) -> Regist
                 f"register it: studyhub register {files.protocol_path}"
             )
         lifecycle.require(study, "amend")
+        check_registration(s, study)
         if study.registration_hash == files.registration_hash:
             raise InputError(
                 f"{files.protocol_path} and its plan are unchanged (hash "
@@ -267,6 +328,8 @@ class StudyStatus:
     registered_at: dt.datetime
     amendments: int
     counts: dict[str, int] = field(default_factory=dict)
+    #: "OK", or why the stored protocol and plan do not match their registration.
+    registration_check: str = "OK"
 
 
 def status(store: Store, study_id: str | None) -> StudyStatus:
@@ -297,6 +360,11 @@ def status(store: Store, study_id: str | None) -> StudyStatus:
             ),
         }
         amendments = count(Amendment, Amendment.study_id == study.id)
+        try:
+            check_registration(s, study)
+            checked = "OK: the stored protocol and plan match the registration in the audit log"
+        except AuditChainError as exc:
+            checked = f"FAILED: {exc}"
         return StudyStatus(
             study.id,
             study.title,
@@ -306,6 +374,7 @@ def status(store: Store, study_id: str | None) -> StudyStatus:
             study.registered_at,
             amendments,
             counts,
+            checked,
         )
 
 

@@ -20,6 +20,7 @@ from studyhub.app import context
 from studyhub.commands.serve import APP_SCRIPT
 from studyhub.protocol import load_study
 from studyhub.rating import AUTH_FAILED, consent_page, monitor_summary, progress
+from studyhub.store.audit import append_event
 from studyhub.store.models import Assignment, AuditEvent, Consent, Response, Stimulus
 from tests.rating.conftest import STUDY, RatingStudy
 
@@ -362,6 +363,7 @@ def test_a_window_preset_redraws_the_plain_image_and_the_blend(
     with rs.store.write() as s:
         stim = s.get_one(Stimulus, s.get_one(Assignment, aid).stimulus_id)
         stim.original_raw = zlib.compress(raw.getvalue())
+        append_event(s, actor="test", action="test_setup", study_id=STUDY)
     monkeypatch.setenv(context.DB_ENV, rs.store.url)
     monkeypatch.setenv(context.STUDY_ENV, STUDY)
     try:

@@ -148,8 +148,10 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
             page.get_by_text("Yes", exact=True).first.click()
             if n == 1:  # a cue mark by clicking the image: a quarter across, half way down
                 page.get_by_text("misleading cue", exact=True).first.click()
+                # :visible: during a rerun Streamlit can keep the old, zero-height frame a moment
                 picture = page.frame_locator(
                     'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
+                    ":visible"
                 ).locator("img")
                 picture.wait_for(timeout=30_000)
                 box = picture.bounding_box()

@@ -12,7 +12,7 @@ from studyhub.blinding import assign_study, washout_until
 from studyhub.errors import LifecycleError
 from studyhub.protocol import load_study
 from studyhub.store import lifecycle
-from studyhub.store.audit import verify_chain
+from studyhub.store.audit import append_event, verify_chain
 from studyhub.store.db import Store, open_store
 from studyhub.store.models import (
     Arm,
@@ -43,6 +43,7 @@ def _add_raters(store: Store, names: list[str]) -> None:
                     created_at=utcnow(),
                 )
             )
+        append_event(s, actor="test", action="test_setup", study_id="inspection_demo")
 
 
 @pytest.fixture

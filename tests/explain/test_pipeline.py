@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import select, text
 
 from studyhub.explain.compute import array_from_bytes, attribution_sha256
 from studyhub.explain.render import png_chunks
@@ -193,7 +194,8 @@ def test_verify_recomputes_and_matches(explained, cli) -> None:  # type: ignore[
     assert "smoothgrad" in result.stdout
 
 
-def test_verify_detects_a_changed_attribution(explained, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _tampered_copy(explained, tmp_path: Path, *statements: Any) -> str:  # type: ignore[no-untyped-def]
+    """A copy of the explained study's database with ``statements`` applied behind studyhub."""
     import shutil
 
     copy = tmp_path / "copy.db"
@@ -202,12 +204,60 @@ def test_verify_detects_a_changed_attribution(explained, cli, tmp_path: Path) ->
     store = open_store(db, create=False)
     try:
         with store.engine.begin() as conn:
-            conn.execute(update(Stimulus).values(attribution_sha256="0" * 64))
+            for sql in statements:
+                conn.execute(text(sql) if isinstance(sql, str) else sql)
     finally:
         store.dispose()
+    return db
+
+
+def test_verify_detects_a_hash_column_that_disagrees_with_the_blob(
+    explained, cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    db = _tampered_copy(explained, tmp_path, "UPDATE stimulus SET attribution_sha256 = '00'")
     result = cli("--db", db, "explain", "--verify", "3", "--data-dir", explained["data"])
     assert result.exit_code == 1
-    assert "hash differs" in result.stdout or "max difference" in result.stdout
+    assert "verify: 0 of 3 match" in result.stdout
+    assert result.stdout.count("hash column does not match the stored attribution blob") == 3
+
+
+def test_verify_detects_swapped_attribution_blobs(explained, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two maps of one arm swapped, hash columns with them: only recomputation sees it."""
+    ig = [(stim, case) for stim, arm, case in _stimuli(explained["db"]) if arm.arm_key == "ig"]
+    (a, _ca), (b, _cb) = ig[0], ig[1]
+    assert a.attribution_sha256 != b.attribution_sha256
+    swap = [
+        text(
+            "UPDATE stimulus SET attribution = :blob, attribution_sha256 = :digest WHERE id = :id"
+        ).bindparams(blob=other.attribution, digest=other.attribution_sha256, id=this.id)
+        for this, other in ((a, b), (b, a))
+    ]
+    db = _tampered_copy(explained, tmp_path, *swap)
+    result = cli("--db", db, "explain", "--verify", "40", "--data-dir", explained["data"])
+    assert result.exit_code == 1
+    assert "verify: 38 of 40 match" in result.stdout
+    mismatches = sorted(line for line in result.stdout.splitlines() if line.startswith("MISMATCH"))
+    assert [m.split(":")[0] for m in mismatches] == sorted(
+        [f"MISMATCH {a.code}", f"MISMATCH {b.code}"]
+    )
+    assert all("the attribution differs from its recomputation" in m for m in mismatches)
+
+
+def test_verify_detects_a_replaced_png(explained, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The reviewer's case: every image_png replaced, the attributions left alone."""
+    db = _tampered_copy(
+        explained,
+        tmp_path,
+        "UPDATE stimulus SET image_png = (SELECT image_png FROM stimulus ORDER BY id LIMIT 1) "
+        "WHERE id > (SELECT min(id) FROM stimulus)",
+        "UPDATE stimulus SET overlay_png = original_png WHERE id = (SELECT min(id) FROM stimulus "
+        "WHERE attribution IS NOT NULL)",
+    )
+    result = cli("--db", db, "explain", "--verify", "40", "--data-dir", explained["data"])
+    assert result.exit_code == 1
+    assert "verify: 0 of 40 match" in result.stdout
+    assert result.stdout.count("the stimulus PNG differs") >= 39
+    assert result.stdout.count("the overlay PNG differs") == 1
 
 
 def test_explain_before_enrollment_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from studyhub.rating import accounts
 from studyhub.rating.accounts import Principal, add_rater, authenticate
 from studyhub.rating.consent import consent_page, give_consent
 from studyhub.store import lifecycle
+from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import (
     Arm,
@@ -179,6 +180,7 @@ def build_study(
                 ids.append(a.id)
             queue[name] = ids
         study = s.get_one(Study, STUDY)
+        append_event(s, actor="lead", action="test_setup", study_id=STUDY)
         if state == "rating":
             lifecycle.advance(s, study, "rating", actor="lead")
     principals = {n: authenticate(store, STUDY, t) for n, t in tokens.items()}

@@ -21,7 +21,7 @@ from studyhub.rating import (
 )
 from studyhub.rating.accounts import revoke_rater
 from studyhub.store import lifecycle
-from studyhub.store.audit import verify_chain
+from studyhub.store.audit import append_event, verify_chain
 from studyhub.store.models import Assignment, AuditEvent, ReadingSession, Study
 from tests.rating.conftest import GOOD, STUDY, RatingStudy, answer_next, new_key, stored_responses
 
@@ -239,6 +239,7 @@ def test_washout_blocks_the_next_session_until_it_opens(make_study) -> None:  # 
             )
         ).one()
         sess.not_before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        append_event(s, actor="test", action="test_time_passes", study_id=STUDY)
     item = next_item(rs.store, p)
     assert item is not None and item.session == 2 and item.assignment_id == session2
 

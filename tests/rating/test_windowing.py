@@ -19,6 +19,7 @@ from studyhub.protocol.schema import Protocol
 from studyhub.rating import next_item, window_presets_of, windowed_original
 from studyhub.rating.accounts import revoke_rater
 from studyhub.store import lifecycle
+from studyhub.store.audit import append_event
 from studyhub.store.models import Assignment, Case, Stimulus, Study
 from tests.rating.conftest import STUDY, RatingStudy, answer_next
 
@@ -49,6 +50,7 @@ def _give_raw(rs: RatingStudy, assignment_id: int, values: np.ndarray, **meta: s
         stim.original_raw = _stored(values)
         if meta:
             s.get_one(Case, stim.case_id).meta = dict(meta)
+        append_event(s, actor="test", action="test_setup", study_id=STUDY)
 
 
 @pytest.fixture

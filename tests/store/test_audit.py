@@ -50,6 +50,7 @@ def test_a_failed_transaction_leaves_no_event(store) -> None:  # type: ignore[no
     assert report.ok and report.events == 2
 
 
+@pytest.mark.tampers
 def test_edited_payload_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 6)
     with store.engine.begin() as conn:
@@ -59,6 +60,7 @@ def test_edited_payload_is_detected(store) -> None:  # type: ignore[no-untyped-d
     assert "edited" in (report.reason or "")
 
 
+@pytest.mark.tampers
 def test_edited_actor_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 3)
     with store.engine.begin() as conn:
@@ -66,6 +68,7 @@ def test_edited_actor_is_detected(store) -> None:  # type: ignore[no-untyped-def
     assert _verify(store).broken_at == 2
 
 
+@pytest.mark.tampers
 def test_deleted_middle_event_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 6)
     with store.engine.begin() as conn:
@@ -74,6 +77,7 @@ def test_deleted_middle_event_is_detected(store) -> None:  # type: ignore[no-unt
     assert not report.ok and report.broken_at == 3
 
 
+@pytest.mark.tampers
 def test_deleted_tail_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 6)
     with store.engine.begin() as conn:
@@ -83,6 +87,7 @@ def test_deleted_tail_is_detected(store) -> None:  # type: ignore[no-untyped-def
     assert "deleted" in (report.reason or "")
 
 
+@pytest.mark.tampers
 def test_reordered_events_are_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 6)
     with store.engine.begin() as conn:
@@ -93,6 +98,7 @@ def test_reordered_events_are_detected(store) -> None:  # type: ignore[no-untype
     assert not report.ok and report.broken_at == 3
 
 
+@pytest.mark.tampers
 def test_inserted_event_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 4)
     with store.session() as s:
@@ -113,6 +119,7 @@ def test_inserted_event_is_detected(store) -> None:  # type: ignore[no-untyped-d
     assert not report.ok and report.broken_at == 5
 
 
+@pytest.mark.tampers
 def test_inserted_event_in_the_middle_is_detected(store) -> None:  # type: ignore[no-untyped-def]
     _append(store, 4)
     with store.engine.begin() as conn:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
 from studyhub.store.db import alembic_config
 from studyhub.store.models import Base
@@ -52,35 +54,88 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:  # type: i
         s.dispose()
 
 
-def test_upgrading_an_old_database_keeps_its_data(db_url: str, demo_copy) -> None:  # type: ignore[no-untyped-def]
-    """A database made by the first release migrates forward with its rows intact."""
-    from alembic import command
-    from sqlalchemy import create_engine, text
+def _first_release_rows(conn, now) -> None:  # type: ignore[no-untyped-def]
+    """A study, an arm and its register event, written as the first releases wrote them."""
+    from studyhub.store.audit import GENESIS, _canonical, event_hash
 
-    from studyhub.protocol import load_study
-    from studyhub.store.audit import verify_chain
+    values = {"id": "old_study", "title": "t", "design": "retrospective", "state": "registered"}
+    conn.execute(
+        text(
+            "INSERT INTO study (id, title, design, state, seed, registration_hash, protocol_hash,"
+            " plan_hash, protocol_text, plan_text, protocol_canonical, plan_canonical,"
+            " protocol_path, registered_at, updated_at) VALUES (:id, :title, :design, :state, 7,"
+            " :h, :h, :h, 'p', 'q', '{}', '{}', 'x.yaml', :now, :now)"
+        ),
+        {**values, "h": "a" * 64, "now": now},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO arm (study_id, arm_key, kind, method, params) "
+            "VALUES ('old_study', 'ig', 'method', 'integrated_gradients', '{}')"
+        )
+    )
+    payload = _canonical({"registration_hash": "a" * 64})
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    digest = event_hash(
+        seq=1,
+        study_id="old_study",
+        actor="v0.1",
+        action="register",
+        payload=payload,
+        created_at=at,
+        prev_hash=GENESIS,
+    )
+    conn.execute(
+        text(
+            "INSERT INTO audit_event (seq, study_id, actor, action, payload, created_at, "
+            "prev_hash, hash) VALUES (1, 'old_study', 'v0.1', 'register', :p, :at, :g, :h)"
+        ),
+        {
+            "p": payload,
+            "at": at if conn.dialect.name != "sqlite" else at.replace(tzinfo=None),
+            "g": GENESIS,
+            "h": digest,
+        },
+    )
+    conn.execute(text("UPDATE audit_head SET seq = 1, hash = :h WHERE id = 1"), {"h": digest})
+
+
+def test_upgrading_an_old_database_keeps_its_data_and_binds_its_rows(db_url: str) -> None:
+    """A database made before row binding migrates forward; its rows are bound as found."""
+    from alembic import command
+    from sqlalchemy import create_engine, update
+
     from studyhub.store.db import open_store
-    from studyhub.store.studies import register
+    from studyhub.store.models import Arm, AuditEvent
+    from studyhub.store.verify import verify_store
 
     engine = create_engine(db_url)
     cfg = alembic_config(db_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+        command.upgrade(cfg, "0005")
+        now = dt.datetime(2026, 1, 2, 3, 4, 5)
+        _first_release_rows(conn, now)
     engine.dispose()
-    # write with the 0001 schema: the stimulus table has no original_png yet
-    old = open_store(db_url, migrate=False)
-    try:
-        register(old, load_study(demo_copy), actor="v0.1")
-    finally:
-        old.dispose()
     new = open_store(db_url)
     try:
         with new.engine.connect() as conn:
-            assert conn.execute(text("SELECT id FROM study")).scalar() == "inspection_demo"
-            cols = {c["name"] for c in inspect(conn).get_columns("stimulus")}
-            assert {"original_png", "overlay_png", "seed", "duration_ms"} <= cols
-        with new.session() as s:
-            assert verify_chain(s).ok
+            assert conn.execute(text("SELECT id FROM study")).scalar() == "old_study"
+        with new.snapshot() as s:
+            report = verify_store(s)
+            assert report.ok, report.render()
+            assert report.rows_checked == 2
+            events = list(s.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+            assert [e.action for e in events] == ["register", "bind_existing_rows"]
+            assert "bound as found" in events[1].payload
+        # once bound, an edit of an old row is found
+        with new.engine.begin() as conn:
+            conn.execute(update(Arm).values(method="saliency"))
+        with new.snapshot() as s:
+            report = verify_store(s)
+        assert not report.ok
+        assert [d.render() for d in report.discrepancies] == [
+            "arm row 1: changed outside studyhub: method differ (recorded by event 2)"
+        ]
     finally:
         new.dispose()
