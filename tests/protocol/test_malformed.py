@@ -29,8 +29,12 @@ def test_corpus_is_large_enough() -> None:
     assert len(MALFORMED) >= 30
 
 
+@pytest.mark.parametrize("command", ["validate", "register"])
 @pytest.mark.parametrize("path", MALFORMED, ids=[p.stem for p in MALFORMED])
-def test_malformed_file_exits_2_with_located_message(path: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_file_exits_2_with_located_message(  # type: ignore[no-untyped-def]
+    path: Path, command: str, tmp_path: Path, cli
+) -> None:
+    """``validate`` and ``register`` both refuse it, naming the key and fix, writing nothing."""
     key, phrase = _expectations(path)
     if path.stem.startswith("plan_"):
         protocol = tmp_path / "protocol.yaml"
@@ -41,7 +45,8 @@ def test_malformed_file_exits_2_with_located_message(path: Path, tmp_path: Path,
         )
     else:
         protocol = path
-    result = cli("--db", f"sqlite:///{tmp_path / 'never.db'}", "validate", str(protocol))
+    db = tmp_path / "never.db"
+    result = cli("--db", f"sqlite:///{db}", command, str(protocol))
     assert result.exit_code == 2, result.output
     message = result.stderr
     assert message.startswith("error: ")
@@ -50,4 +55,4 @@ def test_malformed_file_exits_2_with_located_message(path: Path, tmp_path: Path,
     assert phrase in message, message
     assert "Fix:" in message or "Fix" in message
     assert "Traceback" not in result.output
-    assert not (tmp_path / "never.db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("never")) == []
