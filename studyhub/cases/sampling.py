@@ -20,7 +20,6 @@ covariates between treatment groups. Stat Med 28:3083-3107. (Standardized differ
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from studyhub.errors import DataError
+from studyhub.protocol.consistency import bin_names
 from studyhub.protocol.schema import Sampling
 
 __all__ = [
@@ -48,9 +48,8 @@ CORE = ("key", "label", "correct", "confidence")
 def confidence_bins(confidence: pd.Series, cuts: list[float]) -> pd.Series:
     """Label calibrated confidences by the bins ``[0, c1), [c1, c2), ..., [ck, 1]``."""
     edges = [0.0, *sorted(cuts), 1.0 + 1e-12]
-    names = [f"{lo:.2f}-{min(hi, 1.0):.2f}" for lo, hi in itertools.pairwise(edges)]
     return pd.Series(
-        pd.cut(confidence, bins=edges, labels=names, right=False).astype(str),
+        pd.cut(confidence, bins=edges, labels=bin_names(cuts), right=False).astype(str),
         index=confidence.index,
     )
 

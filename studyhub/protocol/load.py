@@ -7,20 +7,19 @@ file, the line, the key path and the fix of every problem found.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel
 
+from studyhub.protocol.consistency import check_plan_values, check_sampling
 from studyhub.protocol.plan import AnalysisPlan
+from studyhub.protocol.problems import validate
 from studyhub.protocol.schema import Protocol
 from studyhub.protocol.yamlsource import Located, Problem, format_path, read_yaml
 
@@ -36,8 +35,6 @@ __all__ = [
 #: Version of the canonical form; part of every registration hash.
 CANONICAL_VERSION = "studyhub-canonical-v1"
 
-M = TypeVar("M", bound=BaseModel)
-
 
 @dataclass(frozen=True)
 class StudyFiles:
@@ -50,11 +47,13 @@ class StudyFiles:
     protocol_text: str
     plan_text: str
 
-    @property
+    # Computed once, and by load_study before anything is written: a value that
+    # cannot be canonicalised must fail while nothing is open.
+    @cached_property
     def protocol_canonical(self) -> str:
         return canonical_json(self.protocol)
 
-    @property
+    @cached_property
     def plan_canonical(self) -> str:
         return canonical_json(self.plan)
 
@@ -111,13 +110,13 @@ def load_protocol(path: Path) -> tuple[Protocol, Located]:
                 )
             ]
         )
-    return _validate(Protocol, located), located
+    return validate(Protocol, located), located
 
 
 def load_plan(path: Path) -> tuple[AnalysisPlan, Located]:
     """Parse and validate one analysis plan file."""
     located = read_yaml(path, what="analysis plan")
-    return _validate(AnalysisPlan, located), located
+    return validate(AnalysisPlan, located), located
 
 
 def load_study(protocol_path: str | Path) -> StudyFiles:
@@ -131,15 +130,19 @@ def load_study(protocol_path: str | Path) -> StudyFiles:
     """
     path = Path(protocol_path)
     protocol, p_src = load_protocol(path)
-    problems = _check_protocol_files(protocol, p_src) + _check_consistency(protocol, p_src)
+    problems = (
+        _check_protocol_files(protocol, p_src)
+        + _check_consistency(protocol, p_src)
+        + check_sampling(protocol, p_src)
+    )
     if problems:
         raise p_src.fail(problems)
     plan_path = Path(os.path.normpath(path.parent / protocol.analysis_plan))
     plan, a_src = load_plan(plan_path)
-    problems = _cross_check(protocol, plan, a_src)
+    problems = _cross_check(protocol, plan, a_src) + check_plan_values(protocol, plan, a_src)
     if problems:
         raise a_src.fail(problems)
-    return StudyFiles(
+    files = StudyFiles(
         protocol=protocol,
         plan=plan,
         protocol_path=path,
@@ -147,6 +150,8 @@ def load_study(protocol_path: str | Path) -> StudyFiles:
         protocol_text=p_src.text,
         plan_text=a_src.text,
     )
+    files.registration_hash  # noqa: B018 - canonicalise now, before any caller writes
+    return files
 
 
 def _check_protocol_files(protocol: Protocol, src: Located) -> list[Problem]:
@@ -307,124 +312,3 @@ def _check_measure(
             )
         ]
     return []
-
-
-# --- pydantic errors -> problems -------------------------------------------------
-
-
-def _validate(model: type[M], src: Located) -> M:
-    try:
-        return model.model_validate(src.data)
-    except ValidationError as exc:
-        raise src.fail([_problem(model, src, err) for err in exc.errors()]) from None
-
-
-def _problem(model: type[BaseModel], src: Located, err: ErrorDetails) -> Problem:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = format_path(loc)
-    kind = err["type"]
-    found = err.get("input")
-    line = src.line_of(loc)
-    if kind == "missing":
-        parent = _model_at(model, loc[:-1])
-        return Problem(
-            line,
-            path,
-            "required key is missing",
-            f"add '{loc[-1]}:' — {_description(parent, loc[-1])}",
-        )
-    if kind == "extra_forbidden":
-        parent = _model_at(model, loc[:-1])
-        allowed = ", ".join(parent.model_fields) if parent is not None else "see the reference"
-        close = _closest(str(loc[-1]), list(parent.model_fields) if parent else [])
-        hint = f"did you mean '{close}'? " if close else ""
-        return Problem(
-            line,
-            path,
-            "unknown key",
-            f"{hint}remove it or correct its spelling; keys allowed here: {allowed}",
-        )
-    message = err["msg"]
-    if kind == "value_error":
-        message = message.removeprefix("Value error, ")
-        problem, _, fix = message.partition("; ")
-        return Problem(line, path, problem, fix or _fix_for(model, loc, kind))
-    shown = repr(found) if not isinstance(found, dict | list) else type(found).__name__
-    return Problem(
-        line, path, f"{message[0].lower()}{message[1:]} (found {shown})", _fix_for(model, loc, kind)
-    )
-
-
-_FIXES = {
-    "int_parsing": "write a whole number",
-    "int_type": "write a whole number",
-    "int_from_float": "write a whole number",
-    "float_parsing": "write a number",
-    "float_type": "write a number",
-    "bool_parsing": "write true or false",
-    "bool_type": "write true or false",
-    "string_type": "write text (quote it if YAML reads it as a number or date)",
-    "list_type": "write a YAML list (lines starting with '- ')",
-    "dict_type": "write a YAML mapping of keys",
-    "model_type": "write a YAML mapping of keys",
-    "model_attributes_type": "write a YAML mapping of keys",
-    "string_pattern_mismatch": "use the documented form",
-    "literal_error": "use one of the listed values",
-}
-
-
-def _fix_for(model: type[BaseModel], loc: tuple[Any, ...], kind: str) -> str:
-    field_name = next((p for p in reversed(loc) if isinstance(p, str) and p != "[key]"), None)
-    parent_loc = loc[: max(i for i, p in enumerate(loc) if p == field_name)] if field_name else ()
-    parent = _model_at(model, parent_loc)
-    description = _description(parent, field_name) if field_name else ""
-    base = _FIXES.get(kind, "correct the value")
-    if kind == "string_pattern_mismatch" and field_name == "entry_point":
-        base = "write it as package.module:function"
-    elif kind == "string_pattern_mismatch":
-        base = "use lower-case letters, digits and underscores, starting with a letter"
-    return f"{base} ({field_name}: {description})" if description else base
-
-
-def _description(model: type[BaseModel] | None, name: object) -> str:
-    if model is None or not isinstance(name, str) or name not in model.model_fields:
-        return "see the field reference (studyhub validate --reference)"
-    return model.model_fields[name].description or ""
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the keys at ``loc`` (walking lists and dicts)."""
-    current: Any = model
-    for part in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if not isinstance(part, str) or part not in current.model_fields:
-                return None
-            current = current.model_fields[part].annotation
-        else:
-            args = typing.get_args(current)
-            if not args:
-                return None
-            current = args[-1]  # list[X] -> X, dict[K, V] -> V
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(tp: Any) -> Any:
-    """Drop Optional and Annotated wrappers."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, types.UnionType):
-            members = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(members) != 1:
-                return tp
-            tp = members[0]
-        else:
-            return tp
-
-
-def _closest(word: str, options: list[str]) -> str | None:
-    found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
-    return found[0] if found else None

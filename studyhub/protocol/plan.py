@@ -6,11 +6,13 @@ to run against a plan whose hash differs from the registered one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from studyhub.protocol._base import Identifier, Strict, require_unique
+from studyhub.protocol.plan_options import STATISTIC_OPTIONS
 
 __all__ = [
     "AGREEMENT_STATISTICS",
@@ -61,12 +63,15 @@ class Hypothesis(Strict):
     margin: float | None = Field(
         default=None,
         gt=0.0,
-        description="non_inferiority only: the largest acceptable deficit, on the measure's scale",
+        description="non_inferiority only: the largest acceptable deficit, on the measure's "
+        "scale (above 0, below the span of a likert item's scale)",
     )
     threshold: float | None = Field(
         default=None,
+        ge=-1.0,
+        le=1.0,
         description="agreement / correlation only: the least acceptable value of the "
-        "lower confidence limit",
+        "lower confidence limit (agreement and correlation coefficients lie in -1..1)",
     )
 
     @model_validator(mode="after")
@@ -124,8 +129,25 @@ class Endpoint(Strict):
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="statistic options (e.g. n_boot, level for Krippendorff's alpha, form for ICC)",
+        description="statistic options (e.g. n_boot, level for Krippendorff's alpha, form for "
+        "ICC), checked against the statistic's own list below (Endpoint options by statistic) "
+        "and hashed as written",
     )
+
+    @classmethod
+    def schema_of(cls, name: str, data: Mapping[str, Any]) -> type[BaseModel] | None:
+        statistic = data.get("statistic")
+        if name != "options" or not isinstance(statistic, str):
+            return None
+        return STATISTIC_OPTIONS.get(statistic)
+
+    @field_validator("options")
+    @classmethod
+    def _options_of_statistic(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        statistic = info.data.get("statistic")
+        if statistic is not None:  # else the statistic's own error is reported
+            STATISTIC_OPTIONS[statistic].model_validate(options)
+        return options  # hashed as written: no defaults filled in
 
     @model_validator(mode="after")
     def _statistic_fits(self) -> Endpoint:
@@ -178,12 +200,12 @@ class PowerPlan(Strict):
         ge=0.0,
         description="SD of rater x arm intercepts (raters who gain more from one arm)",
     )
-    n_raters: int = Field(ge=2, description="planned number of raters")
-    n_cases: int = Field(ge=2, description="planned number of cases")
+    n_raters: int = Field(ge=2, le=10_000, description="planned number of raters")
+    n_cases: int = Field(ge=2, le=1_000_000, description="planned number of cases")
     target_power: float = Field(
         default=0.8, gt=0.0, lt=1.0, description="the power the design must reach"
     )
-    n_sims: int = Field(default=1000, ge=100, description="simulated studies")
+    n_sims: int = Field(default=1000, ge=100, le=1_000_000, description="simulated studies")
 
 
 class AnalysisPlan(Strict):

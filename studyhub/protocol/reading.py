@@ -18,6 +18,10 @@ __all__ = [
 ]
 
 
+#: The most points of a likert scale (0..100 has 101).
+MAX_LIKERT_POINTS = 101
+
+
 class Blinding(Strict):
     """What raters are kept from knowing."""
 
@@ -44,6 +48,7 @@ class ReadingDesign(Strict):
     raters_per_stimulus: int | None = Field(
         default=None,
         ge=2,
+        le=1000,
         description="balanced_incomplete_block only: raters who read each stimulus",
     )
     sessions: int = Field(default=1, ge=1, le=50, description="reading sessions per rater")
@@ -54,7 +59,7 @@ class ReadingDesign(Strict):
         description="days before a rater may see the same case under another arm",
     )
     min_gap: int = Field(
-        default=3, ge=0, description="minimum items between two items of the same case"
+        default=3, ge=0, le=1000, description="minimum items between two items of the same case"
     )
     catch_rate: float = Field(
         default=0.05, ge=0.0, le=0.5, description="share of attention-check items"
@@ -84,8 +89,15 @@ class Item(Strict):
         description="likert: an ordered scale; diagnosis: a class plus confidence (MRMC)"
     )
     prompt: str = Field(min_length=3, description="the question as raters read it")
-    scale_min: int | None = Field(default=None, description="likert only: lowest value")
-    scale_max: int | None = Field(default=None, description="likert only: highest value")
+    scale_min: int | None = Field(
+        default=None, ge=-1000, le=1000, description="likert only: lowest value"
+    )
+    scale_max: int | None = Field(
+        default=None,
+        ge=-1000,
+        le=1000,
+        description=f"likert only: highest value, at most {MAX_LIKERT_POINTS - 1} above scale_min",
+    )
     anchors: dict[int, str] = Field(
         default_factory=dict, description="likert only: words for some scale values"
     )
@@ -104,6 +116,12 @@ class Item(Strict):
                 raise ValueError(
                     f"likert item {self.id!r} has scale {self.scale_min}..{self.scale_max}; "
                     "scale_max must exceed scale_min"
+                )
+            if self.scale_max - self.scale_min + 1 > MAX_LIKERT_POINTS:
+                raise ValueError(
+                    f"likert item {self.id!r} has scale {self.scale_min}..{self.scale_max}, "
+                    f"{self.scale_max - self.scale_min + 1} points (raters see one button per "
+                    f"point); use at most {MAX_LIKERT_POINTS} points, e.g. 0..100"
                 )
             outside = [a for a in self.anchors if not self.scale_min <= a <= self.scale_max]
             if outside:
@@ -156,13 +174,17 @@ class Qualification(Strict):
     id: Identifier = Field(description="the qualification's name")
     description: str = Field(min_length=3, description="what is asked of the rater")
     type: Literal["years", "yes_no", "text"] = Field(description="how it is recorded")
-    minimum: float | None = Field(default=None, description="years only: the least accepted value")
+    minimum: float | None = Field(
+        default=None, ge=0.0, le=100.0, description="years only: the least accepted value"
+    )
 
 
 class RaterRequirements(Strict):
     """Who may rate."""
 
-    min_raters: int = Field(default=3, ge=1, description="raters needed before rating opens")
+    min_raters: int = Field(
+        default=3, ge=1, le=10_000, description="raters needed before rating opens"
+    )
     qualifications: list[Qualification] = Field(
         default_factory=list, description="qualifications recorded when a rater is added"
     )

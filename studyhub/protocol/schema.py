@@ -6,11 +6,13 @@ does not, and ``studyhub validate --reference`` prints them as the field referen
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from studyhub.protocol._base import Identifier, Strict, require_unique
+from studyhub.protocol._base import SEED_LIMIT, Identifier, Strict, require_unique
+from studyhub.protocol.arm_params import CONTROL_METHODS, EXPLANATION_METHODS, params_model
 from studyhub.protocol.reading import (
     Blinding,
     Instrument,
@@ -44,21 +46,6 @@ __all__ = [
     "WindowPreset",
 ]
 
-#: Attribution methods an arm may name (computed with Captum, see ``studyhub.explain``).
-EXPLANATION_METHODS = (
-    "integrated_gradients",
-    "saliency",
-    "smoothgrad",
-    "gradient_shap",
-    "deeplift",
-    "occlusion",
-    "gradcam",
-    "guided_gradcam",
-    "region_shap",
-)
-#: Control arms, blinded like any method.
-CONTROL_METHODS = ("random", "sobel", "randomized_model", "none")
-
 Method = Literal[
     "integrated_gradients",
     "saliency",
@@ -74,6 +61,9 @@ Method = Literal[
     "randomized_model",
     "none",
 ]
+
+
+_METHODS = EXPLANATION_METHODS + CONTROL_METHODS
 
 
 class DataSource(Strict):
@@ -97,10 +87,10 @@ class DataSource(Strict):
         description="plain domain words for labels and mask regions, used in narratives "
         "(e.g. pit: 'pitting corrosion')",
     )
-    mask_labels: dict[int, Identifier] = Field(
+    mask_labels: dict[Annotated[int, Field(ge=0, le=65535)], Identifier] = Field(
         default_factory=dict,
-        description="region mask value -> region name (e.g. 1: crack, 4: stamp); a region "
-        "named like a class label is that class's region",
+        description="region mask value (0 to 65535, as in 8- or 16-bit masks) -> region name "
+        "(e.g. 1: crack, 4: stamp); a region named like a class label is that class's region",
     )
     marker_regions: list[Identifier] = Field(
         default_factory=list,
@@ -193,15 +183,29 @@ class Stratification(Strict):
         min_length=1,
         description="strata: 'label', 'correctness', 'confidence_bin', or a metadata column",
     )
-    quotas: dict[str, int] | None = Field(
+    quotas: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
         default=None,
-        description="exact count per stratum value (keys join several strata with '|'); "
-        "null means proportional allocation",
+        description="exact count (0 or more) per stratum value (keys join several strata with "
+        "'|', one part per entry of by); they add up to sampling.n_cases; null means "
+        "proportional allocation",
     )
-    confidence_bins: list[float] = Field(
+    confidence_bins: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
         default_factory=lambda: [0.6, 0.8, 0.95],
-        description="cut points of calibrated confidence for the 'confidence_bin' stratum",
+        min_length=1,
+        description="cut points of calibrated confidence for the 'confidence_bin' stratum: "
+        "rising, between 0 and 1, different in their first two decimals (which name the bins)",
     )
+
+    @field_validator("confidence_bins")
+    @classmethod
+    def _rising_bins(cls, cuts: list[float]) -> list[float]:
+        names = [f"{c:.2f}" for c in cuts]
+        if cuts != sorted(cuts) or len(set(names)) != len(names):
+            raise ValueError(
+                f"confidence_bins {cuts} must rise and differ in their first two decimals "
+                "(bins are named 0.60-0.80 ...); list distinct cut points in rising order"
+            )
+        return cuts
 
 
 class Enrichment(Strict):
@@ -255,8 +259,24 @@ class Arm(Strict):
     method: Method = Field(description="the attribution method or control that makes the map")
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="method parameters (e.g. n_steps, baseline, n_samples, window)",
+        description="method parameters (e.g. n_steps, baseline, n_samples, window), checked "
+        "against the method's own list below (Arm parameters by method) and hashed as written",
     )
+
+    @classmethod
+    def schema_of(cls, name: str, data: Mapping[str, Any]) -> type[BaseModel] | None:
+        method, params = data.get("method"), data.get("params")
+        if name != "params" or not isinstance(method, str) or method not in _METHODS:
+            return None
+        return params_model(method, params if isinstance(params, Mapping) else {})
+
+    @field_validator("params")
+    @classmethod
+    def _params_of_method(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        method = info.data.get("method")
+        if method is not None:  # else the method's own error is reported
+            params_model(method, params).model_validate(params)
+        return params  # hashed as written: no defaults filled in
 
     @model_validator(mode="after")
     def _kind_matches_method(self) -> Arm:
@@ -286,7 +306,9 @@ class Protocol(Strict):
     analysis_plan: str = Field(
         description="the statistical analysis plan file, relative to this protocol"
     )
-    seed: int = Field(ge=0, lt=2**63, description="the one seed every random step derives from")
+    seed: int = Field(
+        ge=0, lt=SEED_LIMIT, description="the one seed every random step derives from"
+    )
     data: DataSource = Field(description="where the cases come from")
     model: ModelSpec = Field(description="the model whose decisions are explained")
     sampling: Sampling = Field(description="how cases are drawn or enrolled")

@@ -20,12 +20,10 @@ class WindowPreset(Strict):
         description="what raters pick, e.g. 'Soft tissue', 'Lung' or 'Bone'",
     )
     center: float = Field(
-        allow_inf_nan=False,
         description="window centre (level) in the image's modality units, e.g. 40 HU for CT",
     )
     width: float = Field(
         gt=0.0,
-        allow_inf_nan=False,
         description=(
             "window width in modality units, e.g. 400 HU; widths up to 1 show a threshold "
             "at centre - 0.5 (DICOM's linear VOI function)"

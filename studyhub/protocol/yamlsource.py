@@ -7,6 +7,7 @@ Duplicate keys, which plain YAML loaders silently overwrite, are refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,27 @@ import yaml
 
 from studyhub.errors import ProtocolError
 
-__all__ = ["MAX_BYTES", "Located", "Problem", "format_path", "read_yaml"]
+__all__ = ["MAX_BYTES", "Located", "PathKey", "Problem", "format_path", "read_yaml"]
 
 #: Protocol files are small; anything larger is refused before parsing.
 MAX_BYTES = 1_000_000
 
 PathKey = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading YAML 1.2 / JSON floats such as 1e3 and 5.0e-2 as numbers.
+
+    PyYAML follows YAML 1.1, where an exponent needs a dot and a sign (1.0e+3) and
+    ``1e3`` is text; a protocol means the number.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,7 @@ def read_yaml(file: Path, *, what: str) -> Located:
             f"{file}: the {what} is not UTF-8 text (byte {exc.start}). Fix: save it as UTF-8"
         ) from None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:

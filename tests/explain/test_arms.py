@@ -364,3 +364,96 @@ def test_black_without_preprocess_is_recorded(demo: Any) -> None:
     assert arm.params["black_value_source"] == "zero (no preprocess given)"
     blur = build_arm("deeplift", model, {"baseline": "blur", "blur_sigma": 3})
     assert blur.params["blur_sigma"] == 3.0 and "black_value" not in blur.params
+
+
+# --- the protocol's params schemas agree with what the arms read ---------------------------
+
+#: Settings each arm accepts (and so must ``studyhub validate``).
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    *FAST.items(),
+    ("integrated_gradients", {"baseline": "blur", "blur_sigma": 3, "method": "riemann_left"}),
+    ("integrated_gradients", {"black_value": [-2.5], "internal_batch_size": 8}),
+    ("smoothgrad", {"stdevs": None, "noise_level": 0, "abs": False}),
+    ("gradient_shap", {"baseline": "black", "black_value": 0, "stdevs": 0.1}),
+    ("occlusion", {"baseline": "mean", "perturbations_per_eval": 1}),
+    ("gradcam", {"layer": None, "interpolate_mode": "nearest"}),
+    ("region_shap", {"slic_sigma": 0, "compactness": 2.5}),
+    ("random", {"sigma": 0}),
+    ("randomized_model", {"base_method": "saliency", "levels": "all", "model_seed": 7}),
+    ("randomized_model", {"base_method": "smoothgrad", "levels": 2, "nt_samples": 4}),
+]
+
+#: Settings an arm refuses: ``studyhub validate`` must refuse them first.
+REFUSED: list[tuple[str, dict[str, Any]]] = [
+    ("integrated_gradients", {"nsteps": 8}),
+    ("integrated_gradients", {"n_steps": 0}),
+    ("integrated_gradients", {"n_steps": True}),
+    ("integrated_gradients", {"n_steps": 8.0}),
+    ("integrated_gradients", {"baseline": "white"}),
+    ("integrated_gradients", {"black_value": []}),
+    ("integrated_gradients", {"black_value": "zero"}),
+    ("integrated_gradients", {"blur_sigma": 0}),
+    ("integrated_gradients", {"internal_batch_size": None}),
+    ("smoothgrad", {"noise_level": -1}),
+    ("smoothgrad", {"stdevs": float("inf")}),
+    ("gradient_shap", {"black_value": 0}),
+    ("gradient_shap", {"n_samples": 0}),
+    ("occlusion", {"window": 2.5}),
+    ("occlusion", {"stride": True}),
+    ("region_shap", {"compactness": 0}),
+    ("region_shap", {"n_segments": 1}),
+    ("gradcam", {"relu_attributions": "yes"}),
+    ("gradcam", {"interpolate_mode": "linear"}),
+    ("guided_gradcam", {"relu_attributions": True}),
+    ("random", {"sigma": float("nan")}),
+    ("randomized_model", {"base_method": "sobel"}),
+    ("randomized_model", {"levels": 0}),
+    ("randomized_model", {"levels": True}),
+    ("randomized_model", {"base_method": "saliency", "n_steps": 3}),
+    ("randomized_model", {"model_seed": -1}),
+    ("sobel", {"sigma": 2}),
+    ("none", {"render": False}),
+]
+
+#: Refused by the schema though the arm would run them: values no study should lock.
+STRICTER: list[tuple[str, dict[str, Any]]] = [
+    ("integrated_gradients", {"black_value": float("nan")}),
+    ("integrated_gradients", {"n_steps": 10**6}),
+    ("random", {"sigma": 10**9}),
+    ("randomized_model", {"model_seed": 2**64}),
+]
+
+
+def _schema_accepts(method: str, params: dict[str, Any]) -> bool:
+    from pydantic import ValidationError
+
+    from studyhub.protocol.arm_params import params_model
+
+    try:
+        params_model(method, params).model_validate(params)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("method", "params"), ACCEPTED)
+def test_what_validate_accepts_builds(demo: Any, method: str, params: dict[str, Any]) -> None:
+    model, preprocess, *_ = demo
+    assert _schema_accepts(method, params)
+    arm = build_arm(method, model, dict(params), target_layer=LAST_CONV, preprocess=preprocess)
+    assert set(params) <= set(arm.params)
+
+
+@pytest.mark.parametrize(("method", "params"), REFUSED)
+def test_what_an_arm_refuses_validate_refuses(
+    demo: Any, method: str, params: dict[str, Any]
+) -> None:
+    model, preprocess, *_ = demo
+    with pytest.raises(InputError):
+        build_arm(method, model, dict(params), target_layer=LAST_CONV, preprocess=preprocess)
+    assert not _schema_accepts(method, params)
+
+
+@pytest.mark.parametrize(("method", "params"), STRICTER)
+def test_validate_refuses_values_no_study_should_lock(method: str, params: dict[str, Any]) -> None:
+    assert not _schema_accepts(method, params)

@@ -9,7 +9,7 @@ import yaml
 
 from studyhub.errors import ProtocolError
 from studyhub.protocol import load_study
-from tests.paths import DEMO_PROTOCOL
+from tests.paths import DEMO_PLAN, DEMO_PROTOCOL
 
 
 def test_example_pair_is_valid() -> None:
@@ -224,3 +224,183 @@ def test_bad_window_presets_are_refused_with_located_messages(
     message = str(info.value)
     assert "1 problem" in message, message
     assert key in message and phrase in message, message
+
+
+# --- canonical hashing: stable for registered files, different for every written value ----
+
+STABLE = Path(__file__).parent / "stable" / "every_method.yaml"
+
+#: Hashes computed at commit f7aad66, before arm params and endpoint options had schemas and
+#: before values were parsed strictly: checking values must not change what studies locked.
+PINNED = {
+    "demo": (
+        "c9f29b67166d85887b4c1987d9eeefc5bcf3dbb15c4a5b0a62e3eb391757501e",
+        "c3313a151367bb29f4485fcab3a8733437c7e58db6fccba8952a2e6e164dfc06",
+        "5466a1bbe12605bba26b0bad5448b86bc1a816c9ebff8ae3ddfb8efddf494c00",
+    ),
+    "every_method": (
+        "21d5ddf97af2314ac35e4ecf67d4ac1480f9e5e0f5fd30adb5ba5545144bcf99",
+        "6763c7ec98b848fc775d30dd8be0abb391a7408178e7b4b2f44c66a0ed2f01fb",
+        "8d02d1fde337370efee16d906bc4b511b46c5d03f96753a1bd695f15f5a07a03",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "path"), [("demo", DEMO_PROTOCOL), ("every_method", STABLE)])
+def test_registered_hashes_are_stable(name: str, path: Path) -> None:
+    files = load_study(path)
+    assert (files.protocol_hash, files.plan_hash, files.registration_hash) == PINNED[name]
+
+
+def test_params_and_options_are_hashed_as_written() -> None:
+    """Validated against their schemas, but no default is filled in and no number retyped."""
+    from studyhub.protocol.load import canonical_json
+
+    files = load_study(STABLE)
+    canonical = canonical_json(files.protocol)
+    assert '"params":{"sigma":4}' in canonical  # a float parameter written as 4 stays 4
+    assert '"params":{"n_steps":32,"baseline":"black"}' not in canonical  # keys are sorted
+    assert '"params":{"baseline":"black","n_steps":32}' in canonical
+    assert '"options":{"form":"ICC2"}' in canonical_json(files.plan)
+
+
+def test_canonical_forms_exist_before_load_study_returns(demo_copy: Path) -> None:
+    """register opens the store only after this: canonicalising cannot fail behind it."""
+    files = load_study(demo_copy)
+    assert {"protocol_canonical", "plan_canonical"} <= set(vars(files))
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+IG = "params: {n_steps: 32, baseline: black}"
+
+#: Pairs of spellings of one key that mean different things: each must hash differently.
+DIFFERENT = [
+    ("protocol", "top_k_percent: 10", "top_k_percent: null"),  # a value vs null
+    ("protocol", "  top_k_percent: 10\n", ""),  # written vs absent (the default)
+    ("protocol", "  canvas_px: 448\n", ""),  # written as the default vs absent
+    ("protocol", "  shuffle: true\n", "  shuffle: false\n"),
+    ("protocol", IG, "params: {n_steps: 32}"),  # a param as the default vs absent
+    ("protocol", IG, "params: {n_steps: 32, baseline: black, internal_batch_size: 32}"),
+    ("protocol", "    method: random\n", "    method: random\n    params: {sigma: 4}\n"),
+    ("protocol", "    method: random\n", "    method: random\n    params: {}\n"),  # {} vs absent
+    (
+        "plan",
+        "options: {rater_by_arm: true}\n\n  - id: gradcam_vs_ig",
+        "options: {rater_by_arm: false}\n\n  - id: gradcam_vs_ig",
+    ),
+    (
+        "plan",
+        "options: {rater_by_arm: true}\n\n  - id: gradcam_vs_ig",
+        "options: {}\n\n  - id: gradcam_vs_ig",
+    ),
+    ("plan", "threshold: 0.4", "threshold: 0.41"),
+]
+
+
+@pytest.mark.parametrize(("which", "old", "new"), DIFFERENT)
+def test_every_written_value_changes_the_hash(
+    demo_copy: Path, which: str, old: str, new: str
+) -> None:
+    path = (
+        demo_copy if which == "protocol" else demo_copy.parent.parent / "analysis" / DEMO_PLAN.name
+    )
+    before = load_study(demo_copy).registration_hash
+    _edit(path, old, new)
+    assert load_study(demo_copy).registration_hash != before
+
+
+#: Values that lax parsing would read as another value that hashes alike: refused instead.
+COLLIDING = [
+    ("protocol", "seed: 20261126", "seed: true", "key seed: input should be a valid integer"),
+    (
+        "protocol",
+        "  shuffle: true\n",
+        "  shuffle: 1\n",
+        "blinding.shuffle: input should be a valid boolean",
+    ),
+    (
+        "protocol",
+        "n_cases: 40",
+        "n_cases: 40.0",
+        "sampling.n_cases: input should be a valid integer",
+    ),
+    (
+        "protocol",
+        "n_cases: 40",
+        'n_cases: "40"',
+        "sampling.n_cases: input should be a valid integer",
+    ),
+    (
+        "protocol",
+        IG,
+        "params: {n_steps: 32.0, baseline: black}",
+        "arms[0].params.n_steps: input should be a valid integer",
+    ),
+    (
+        "protocol",
+        IG,
+        "params: {n_steps: null, baseline: black}",
+        "arms[0].params.n_steps: input should be a valid integer",
+    ),
+    (
+        "protocol",
+        IG,
+        "params: {n_steps: .nan, baseline: black}",
+        "arms[0].params.n_steps: input should be a valid integer (found nan)",
+    ),
+    (
+        "protocol",
+        IG,
+        "params: {n_steps: .inf, baseline: black}",
+        "arms[0].params.n_steps: input should be a valid integer (found inf)",
+    ),
+    (
+        "plan",
+        "options: {n_boot: 2000}",
+        'options: {n_boot: "2000"}',
+        "endpoints[2].options.n_boot: input should be a valid integer",
+    ),
+]
+
+
+@pytest.mark.parametrize(("which", "old", "new", "message"), COLLIDING)
+def test_values_that_would_hash_alike_are_refused(
+    demo_copy: Path, which: str, old: str, new: str, message: str
+) -> None:
+    path = (
+        demo_copy if which == "protocol" else demo_copy.parent.parent / "analysis" / DEMO_PLAN.name
+    )
+    _edit(path, old, new)
+    with pytest.raises(ProtocolError) as info:
+        load_study(demo_copy)
+    assert message in str(info.value)
+    assert "Fix: write" in str(info.value)
+
+
+@pytest.mark.parametrize("spelling", ["0.050", "5.0e-2", "5e-2", "0.5E-1", "0.05"])
+def test_number_spelling_does_not_change_the_hash(demo_copy: Path, spelling: str) -> None:
+    """YAML 1.2 / JSON spellings too: PyYAML alone reads 5e-2 as text."""
+    plan = demo_copy.parent.parent / "analysis" / DEMO_PLAN.name
+    before = load_study(demo_copy)
+    _edit(plan, "alpha: 0.05", f"alpha: {spelling}")
+    after = load_study(demo_copy)
+    assert after.plan.alpha == 0.05
+    assert after.plan_hash == before.plan_hash
+
+
+def test_a_parameter_is_hashed_as_written(demo_copy: Path) -> None:
+    """Typed fields hash their value (99 and 99.0 alike); params and options hash what is
+    written, so 4 and 4.0 differ there (the README states this rule)."""
+    hashes = []
+    for sigma in ("4", "4.0"):
+        text = DEMO_PROTOCOL.read_text().replace(
+            "    method: random\n", f"    method: random\n    params: {{sigma: {sigma}}}\n"
+        )
+        demo_copy.write_text(text)
+        hashes.append(load_study(demo_copy).protocol_hash)
+    assert hashes[0] != hashes[1]

@@ -55,16 +55,21 @@ def test_register_twice_is_idempotent(store, demo_copy: Path) -> None:  # type: 
         assert len(s.scalars(select(AuditEvent)).all()) == 1
 
 
+def _sixty_cases(text: str) -> str:
+    """The demo protocol asking for 60 cases (its quotas must add up to n_cases)."""
+    return text.replace("n_cases: 40", "n_cases: 60").replace("pit|dim: 5", "pit|dim: 25")
+
+
 def test_modified_copy_without_amend_is_refused(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     register(store, load_study(demo_copy), actor="lead")
-    demo_copy.write_text(demo_copy.read_text().replace("n_cases: 40", "n_cases: 60"))
+    demo_copy.write_text(_sixty_cases(demo_copy.read_text()))
     with pytest.raises(LifecycleError, match=r"already registered with hash .*studyhub amend"):
         register(store, load_study(demo_copy), actor="lead")
 
 
 def test_amend_records_old_and_new_hash_and_reason(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     old = register(store, load_study(demo_copy), actor="lead").registration_hash
-    demo_copy.write_text(demo_copy.read_text().replace("n_cases: 40", "n_cases: 60"))
+    demo_copy.write_text(_sixty_cases(demo_copy.read_text()))
     new_files = load_study(demo_copy)
     reg = amend(store, new_files, reason="Power simulation asks for 60 cases", actor="lead")
     assert reg.amendment == 1
@@ -90,7 +95,7 @@ def test_amend_needs_a_reason_and_a_change(store, demo_copy: Path) -> None:  # t
 def test_amend_refused_after_unblinding(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     register(store, load_study(demo_copy), actor="lead")
     _advance(store, "enrolling", "rating", "closed", "analyzed")
-    demo_copy.write_text(demo_copy.read_text().replace("n_cases: 40", "n_cases: 60"))
+    demo_copy.write_text(_sixty_cases(demo_copy.read_text()))
     with pytest.raises(
         LifecycleError, match="unblinded; amendments after unblinding are not allowed"
     ):
