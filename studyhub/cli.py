@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from studyhub import __version__
 from studyhub.commands import assign as assign_commands
@@ -123,11 +124,12 @@ def _preflight(files: StudyFiles, data_dir: Path | None) -> None:
     from studyhub.commands.cases import _data_dir
     from studyhub.commands.preflight import preflight
 
-    with err.status("pre-flight ...") as spinner:
+    # Text, not markup: steps name the user's files and entry point, shown as written
+    with err.status(Text("pre-flight ...")) as spinner:
         report = preflight(
             files,
             data_dir=_data_dir(data_dir),
-            progress=lambda step: spinner.update(f"pre-flight: {step} ..."),
+            progress=lambda step: spinner.update(Text(f"pre-flight: {step} ...")),
         )
     if not report.ok:
         raise report.error()
