@@ -10,11 +10,12 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from studyhub import __version__
 from studyhub.commands import assign as assign_commands
@@ -25,6 +26,9 @@ from studyhub.commands import rating as rating_commands
 from studyhub.commands import serve as serve_commands
 from studyhub.commands import stats as stats_commands
 from studyhub.errors import StudyhubError
+
+if TYPE_CHECKING:
+    from studyhub.protocol.load import StudyFiles
 
 __all__ = ["app", "main"]
 
@@ -104,6 +108,38 @@ def _login() -> str:
 # --- protocols -------------------------------------------------------------------
 
 
+PreflightDataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="STUDYHUB_DATA",
+        help="Folder sample will use for generated data (default: ./studyhub-data); the "
+        "pre-flight reads a demo data set cached there and writes nothing.",
+    ),
+]
+
+
+def _preflight(files: StudyFiles, data_dir: Path | None) -> None:
+    """Run the pre-flight check; print what was checked, or raise every problem at once."""
+    from studyhub.commands.cases import _data_dir
+    from studyhub.commands.preflight import preflight
+
+    # Text, not markup: steps name the user's files and entry point, shown as written
+    with err.status(Text("pre-flight ...")) as spinner:
+        report = preflight(
+            files,
+            data_dir=_data_dir(data_dir),
+            progress=lambda step: spinner.update(Text(f"pre-flight: {step} ...")),
+        )
+    if not report.ok:
+        raise report.error()
+    out.print(f"pre-flight OK in {report.seconds:.1f} s:", markup=False)
+    for line in report.checked:
+        out.print(f"  {line}", markup=False)
+    for line in report.not_checked:
+        out.print(f"  not checked: {line}", markup=False)
+
+
 @app.command()
 def validate(
     protocol: Annotated[
@@ -112,6 +148,15 @@ def validate(
     reference: Annotated[
         bool, typer.Option("--reference", help="Print the documented field reference and exit.")
     ] = False,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight",
+            help="Also run the protocol against its data and model: columns, splits, labels, "
+            "quotas, the entry point, and a small batch through the model and every arm.",
+        ),
+    ] = False,
+    data_dir: PreflightDataDir = None,
 ) -> None:
     """Check a protocol and its analysis plan, together; write nothing."""
     from studyhub.protocol.load import load_study
@@ -123,6 +168,8 @@ def validate(
     if protocol is None:
         raise _usage("validate needs a PROTOCOL file (or --reference)")
     files = load_study(protocol)
+    if preflight:
+        _preflight(files, data_dir)
     out.print(
         f"OK: protocol {files.protocol.id!r} ({files.protocol_path}) and analysis plan "
         f"{files.plan.id!r} ({files.plan_path}) are valid",
@@ -132,13 +179,26 @@ def validate(
 
 
 @app.command()
-def register(protocol: ProtocolArg) -> None:
-    """Validate, canonicalise, hash and lock a protocol and its analysis plan."""
+def register(
+    protocol: ProtocolArg,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="Run the pre-flight check (as validate --preflight) before anything is "
+            "written; --no-preflight skips it.",
+        ),
+    ] = True,
+    data_dir: PreflightDataDir = None,
+) -> None:
+    """Validate, pre-flight, canonicalise, hash and lock a protocol and its analysis plan."""
     from studyhub.protocol.load import load_study
     from studyhub.store.db import open_store
     from studyhub.store.studies import register as do_register
 
     files = load_study(protocol)
+    if preflight:
+        _preflight(files, data_dir)  # before the database is opened or created
     store = open_store(state.db)
     try:
         reg = do_register(store, files, actor=state.actor)

@@ -22,12 +22,13 @@ def test_register_prints_id_hash_and_utc_time(cli, tmp_path: Path, demo_copy: Pa
     db = f"sqlite:///{tmp_path / 's.db'}"
     result = cli("--db", db, "register", str(demo_copy))
     assert result.exit_code == 0, result.output
+    assert "pre-flight OK" in result.stdout  # register runs the pre-flight by default
     assert "study inspection_demo registered" in result.stdout
     assert "hash " in result.stdout and "+00:00" in result.stdout
-    again = cli("--db", db, "register", str(demo_copy))
+    again = cli("--db", db, "register", "--no-preflight", str(demo_copy))
     assert again.exit_code == 0 and "already registered (unchanged)" in again.stdout
     demo_copy.write_text(demo_copy.read_text().replace("seed: 20261126", "seed: 1"))
-    refused = cli("--db", db, "register", str(demo_copy))
+    refused = cli("--db", db, "register", "--no-preflight", str(demo_copy))
     assert refused.exit_code == 2
     assert "studyhub amend" in refused.stderr
     amended = cli(
@@ -59,7 +60,7 @@ def test_failed_commands_write_nothing(cli, tmp_path: Path, monkeypatch) -> None
 
 def test_env_var_selects_the_store(cli, tmp_path: Path, demo_copy: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("STUDYHUB_DB", f"sqlite:///{tmp_path / 'env.db'}")
-    assert cli("register", str(demo_copy)).exit_code == 0
+    assert cli("register", "--no-preflight", str(demo_copy)).exit_code == 0
     assert (tmp_path / "env.db").exists()
 
 
@@ -73,13 +74,19 @@ def test_env_var_selects_the_store(cli, tmp_path: Path, demo_copy: Path, monkeyp
     ],
 )
 def test_bad_database_urls(cli, demo_copy: Path, args: tuple[str, ...], phrase: str) -> None:  # type: ignore[no-untyped-def]
-    result = cli(*args, "register", str(demo_copy))
+    result = cli(*args, "register", "--no-preflight", str(demo_copy))
     assert result.exit_code == 2
     assert phrase in result.stderr
 
 
 def test_unreachable_postgres_is_an_error_not_a_traceback(cli, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
-    result = cli("--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "register", str(demo_copy))
+    result = cli(
+        "--db",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "register",
+        "--no-preflight",
+        str(demo_copy),
+    )
     assert result.exit_code == 1
     assert "could not open the database" in result.stderr
     assert "Traceback" not in result.output

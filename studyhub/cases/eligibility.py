@@ -23,7 +23,7 @@ from studyhub.cases.records import CaseRecord, MetadataValue
 from studyhub.errors import DataError, InputError
 from studyhub.protocol.schema import Eligibility
 
-__all__ = ["apply_eligibility"]
+__all__ = ["apply_eligibility", "eligibility_problems"]
 
 
 def _matches(value: MetadataValue, allowed: str) -> bool:
@@ -37,25 +37,45 @@ def _matches(value: MetadataValue, allowed: str) -> bool:
     return value == allowed
 
 
-def _check_known(records: Sequence[CaseRecord], eligibility: Eligibility, pool: str | None) -> None:
-    """Refuse criteria that no case could meet because they name nothing in the data."""
+def eligibility_problems(
+    records: Sequence[CaseRecord], eligibility: Eligibility, *, pool_split: str | None
+) -> list[str]:
+    """Criteria that no case could meet because they name nothing in the data.
+
+    Parameters
+    ----------
+    records : sequence of CaseRecord
+        The cases the criteria are applied to.
+    eligibility : Eligibility
+        The protocol's ``sampling.eligibility``.
+    pool_split : str or None
+        The protocol's ``sampling.pool_split``.
+
+    Returns
+    -------
+    list of str
+        Each problem with the value and its fix: a pool split that no case has, an
+        eligibility metadata column that no case has. Empty when there are no records.
+    """
     if not records:
-        return
-    if pool is not None:
+        return []
+    problems = []
+    if pool_split is not None:
         splits = sorted({r.split for r in records if r.split is not None})
-        if pool not in splits:
+        if pool_split not in splits:
             found = f"the data's splits are {splits}" if splits else "the data has no split column"
-            raise DataError(
-                f"sampling.pool_split is {pool!r} but {found}; set sampling.pool_split to one "
-                "of them, or to null to draw from every case"
+            problems.append(
+                f"sampling.pool_split is {pool_split!r} but {found}; set sampling.pool_split to "
+                "one of them, or to null to draw from every case"
             )
     columns = sorted({key for r in records for key in r.metadata})
     unknown = [name for name in eligibility.metadata if name not in columns]
     if unknown:
-        raise DataError(
+        problems.append(
             f"sampling.eligibility.metadata names column(s) {unknown} that no case has; "
             f"the metadata columns are {columns}: correct the name or remove the criterion"
         )
+    return problems
 
 
 def _reason(record: CaseRecord, eligibility: Eligibility, pool: str | None) -> str | None:
@@ -123,7 +143,9 @@ def apply_eligibility(
         raise InputError(
             f"records holds {wrong[0]} objects; pass the CaseRecord list from read_cases"
         )
-    _check_known(records, eligibility, pool_split)
+    problems = eligibility_problems(records, eligibility, pool_split=pool_split)
+    if problems:
+        raise DataError(problems[0])
     eligible: list[CaseRecord] = []
     excluded: list[tuple[CaseRecord, str]] = []
     for record in records:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, object_session
 
 from studyhub.cases.dataset import read_cases
 from studyhub.cases.eligibility import apply_eligibility
+from studyhub.cases.pool import calibration_cases, no_case_in, pool_cases, pool_frame
 from studyhub.cases.records import CaseRecord, load_image
 from studyhub.cases.sampling import diversity_figure, draw_sample, standardized_differences
 from studyhub.errors import DataError, LifecycleError, StoreError
@@ -97,15 +98,16 @@ def _calibrate(
     split = protocol.model.calibration_split
     if split is None:
         return None, {"split": None, "note": "calibration switched off by the protocol"}
-    fit = [r for r in records if r.split == split]
+    fit = calibration_cases(protocol, records)
     if not fit:
-        splits = sorted({str(r.split) for r in records})
-        raise DataError(
-            f"model.calibration_split is {split!r} but no case belongs to that split (splits in "
-            f"the data: {', '.join(splits)}); name an existing split or set it to null"
-        )
+        raise DataError(no_case_in(records, "model.calibration_split", split))
     labels = protocol.data.labels
-    fit_z = logits(model, [load_image(r) for r in fit], n_classes=len(labels))
+    fit_z = logits(
+        model,
+        [load_image(r) for r in fit],
+        n_classes=len(labels),
+        keys=[r.case_key for r in fit],
+    )
     cal = Calibration.fit(
         fit_z,
         np.array([labels.index(r.label) for r in fit]),
@@ -128,29 +130,13 @@ def _score(
 ) -> _Scored:
     """Logits (and embeddings) of ``records``, each image read and checked once."""
     images = [load_image(r) for r in records]
-    z = logits(model, images, n_classes=len(protocol.data.labels))
-    return _Scored(records, z, embed(model, images) if with_embeddings else None)
+    keys = [r.case_key for r in records]
+    z = logits(model, images, n_classes=len(protocol.data.labels), keys=keys)
+    return _Scored(records, z, embed(model, images, keys=keys) if with_embeddings else None)
 
 
 def _frame(scored: _Scored, labels: list[str]) -> pd.DataFrame:
-    predicted = scored.calibrated.argmax(axis=1)
-    rows = []
-    for i, r in enumerate(scored.records):
-        rows.append(
-            {
-                "key": r.case_key,
-                "label": r.label,
-                "predicted": labels[int(predicted[i])],
-                "correct": labels[int(predicted[i])] == r.label,
-                "confidence": float(scored.calibrated[i, predicted[i]]),
-                **{
-                    k: v
-                    for k, v in r.metadata.items()
-                    if k not in ("key", "label", "correct", "confidence")
-                },
-            }
-        )
-    return pd.DataFrame(rows)
+    return pool_frame(scored.records, labels, scored.calibrated)
 
 
 def _model_version(
@@ -252,11 +238,6 @@ def _case_list_hash(keys: list[str]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
-def _pool(protocol: Protocol, records: list[CaseRecord]) -> list[CaseRecord]:
-    split = protocol.sampling.pool_split
-    return [r for r in records if split is None or r.split == split]
-
-
 def sample_retrospective(
     store: Store, study_id: str | None, *, data_dir: Path, actor: str
 ) -> EnrollmentResult:
@@ -272,11 +253,10 @@ def sample_retrospective(
             "studyhub enroll, not sampled from a pool"
         )
     records = read_cases(protocol.data, base, cache_dir=data_dir)
-    pool = _pool(protocol, records)
+    pool = pool_cases(protocol, records)
     if not pool:
         raise DataError(
-            f"sampling.pool_split is {protocol.sampling.pool_split!r} but no case belongs to it; "
-            "name an existing split or set pool_split: null"
+            no_case_in(records, "sampling.pool_split", str(protocol.sampling.pool_split))
         )
     model = _model(protocol, base)
     pool_scores = _score(model, protocol, pool, with_embeddings=True)
@@ -405,7 +385,11 @@ def enroll_prospective(
     if limit is not None and limit < 1:
         raise DataError(f"--limit is {limit}; give a positive number of cases")
     records = read_cases(protocol.data, base, cache_dir=data_dir)
-    pool = [r for r in _pool(protocol, records) if r.case_key not in seen_keys]
+    if not pool_cases(protocol, records):
+        raise DataError(
+            no_case_in(records, "sampling.pool_split", str(protocol.sampling.pool_split))
+        )
+    pool = [r for r in pool_cases(protocol, records) if r.case_key not in seen_keys]
     eligible, excluded = apply_eligibility(
         pool, protocol.sampling.eligibility, pool_split=protocol.sampling.pool_split
     )
@@ -419,7 +403,7 @@ def enroll_prospective(
             "add cases to the data source"
         )
     model = _model(protocol, base)
-    pool_scores = _score(model, protocol, _pool(protocol, records), with_embeddings=False)
+    pool_scores = _score(model, protocol, pool_cases(protocol, records), with_embeddings=False)
     cal, calib = _calibrate(model, protocol, records, pool_scores)
     scored = pool_scores.subset(take, cal.temperature if cal else 1.0)
     labels = protocol.data.labels

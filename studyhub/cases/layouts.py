@@ -49,6 +49,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MASKS_FOLDER",
     "default_cache_dir",
+    "demo_folder",
+    "demo_is_materialised",
     "materialise_demo",
     "source_table",
 ]
@@ -194,6 +196,18 @@ def _synth_fingerprint() -> str:
     return hashlib.sha256(code).hexdigest()[:12]
 
 
+def demo_folder(data: DataSource, cache_dir: Path, seed: int) -> Path:
+    """The folder :func:`materialise_demo` writes ``data``'s demo data set into."""
+    n = data.demo_cases_per_split
+    return Path(cache_dir) / f"demo-{_synth_fingerprint()}-seed{seed}-n{n}"
+
+
+def demo_is_materialised(data: DataSource, cache_dir: Path, seed: int) -> bool:
+    """Whether ``cache_dir`` holds the finished demo data set of ``data`` (nothing is written)."""
+    folder = demo_folder(data, cache_dir, seed)
+    return (folder / ".complete").is_file() and (folder / "manifest.csv").is_file()
+
+
 def materialise_demo(data: DataSource, cache_dir: Path | None, seed: int) -> Path:
     """Write the synthetic data set once into the cache; return its manifest."""
     from studyhub.demo import synth
@@ -206,9 +220,9 @@ def materialise_demo(data: DataSource, cache_dir: Path | None, seed: int) -> Pat
         )
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     n = data.demo_cases_per_split
-    folder = root / f"demo-{_synth_fingerprint()}-seed{seed}-n{n}"
+    folder = demo_folder(data, root, seed)
     done = folder / ".complete"
-    if done.is_file() and (folder / "manifest.csv").is_file():
+    if demo_is_materialised(data, root, seed):
         return folder / "manifest.csv"
     try:
         root.mkdir(parents=True, exist_ok=True)

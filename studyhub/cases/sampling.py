@@ -32,17 +32,24 @@ from studyhub.protocol.consistency import bin_names
 from studyhub.protocol.schema import Sampling
 
 __all__ = [
+    "MODEL_STRATA",
     "SampleDraw",
     "confidence_bins",
     "diversity_figure",
     "draw_sample",
     "k_center_greedy",
+    "sample_problems",
     "standardized_differences",
     "strata_keys",
 ]
 
 #: Columns every pool frame carries besides metadata.
 CORE = ("key", "label", "correct", "confidence")
+
+#: Strata that need the model's predictions of every eligible case.
+MODEL_STRATA = ("correctness", "confidence_bin")
+
+NO_ELIGIBLE = "no eligible cases in the pool; widen eligibility or check the data source"
 
 
 def confidence_bins(confidence: pd.Series, cuts: list[float]) -> pd.Series:
@@ -54,30 +61,71 @@ def confidence_bins(confidence: pd.Series, cuts: list[float]) -> pd.Series:
     )
 
 
+def _unknown_strata(pool: pd.DataFrame, plan: Sampling) -> list[str]:
+    """``stratify.by`` names that are neither built-in strata nor metadata columns."""
+    if plan.stratify is None:
+        return []
+    columns = [c for c in pool.columns if c not in ("key", "confidence", "correct")]
+    problems = []
+    for name in plan.stratify.by:
+        if name in MODEL_STRATA or name in columns:
+            continue
+        known = ["label", *MODEL_STRATA] + [c for c in pool.columns if c not in CORE]
+        problems.append(
+            f"sampling.stratify.by names {name!r}, which is neither a built-in stratum nor "
+            f"a metadata column of the data; use one of {', '.join(known)}"
+        )
+    return problems
+
+
 def strata_keys(pool: pd.DataFrame, plan: Sampling) -> pd.Series:
     """Each case's stratum as text: the values of the ``stratify.by`` fields joined by '|'."""
     if plan.stratify is None:
         return pd.Series("all", index=pool.index)
+    problems = _unknown_strata(pool, plan)
+    if problems:
+        raise DataError(problems[0])
     parts: list[pd.Series] = []
     for name in plan.stratify.by:
         if name == "correctness":
             parts.append(pool["correct"].map({True: "correct", False: "error"}))
         elif name == "confidence_bin":
             parts.append(confidence_bins(pool["confidence"], plan.stratify.confidence_bins))
-        elif name in pool.columns and name not in ("key", "confidence", "correct"):
-            parts.append(pool[name].astype(str))
         else:
-            known = ["label", "correctness", "confidence_bin"] + [
-                c for c in pool.columns if c not in CORE
-            ]
-            raise DataError(
-                f"sampling.stratify.by names {name!r}, which is neither a built-in stratum nor "
-                f"a metadata column of the data; use one of {', '.join(known)}"
-            )
+            parts.append(pool[name].astype(str))
     key = parts[0]
     for p in parts[1:]:
         key = key + "|" + p
     return key
+
+
+def sample_problems(pool: pd.DataFrame, plan: Sampling) -> list[str]:
+    """Every reason :func:`draw_sample` would refuse to draw ``plan`` from ``pool``.
+
+    Parameters
+    ----------
+    pool : pandas.DataFrame
+        The eligible cases, as :func:`draw_sample` takes them. The ``correct`` and
+        ``confidence`` columns are needed only when ``stratify.by`` names a
+        model stratum (:data:`MODEL_STRATA`).
+    plan : Sampling
+        The protocol's sampling plan.
+
+    Returns
+    -------
+    list of str
+        Each problem with the value found and its fix (empty: the plan can be
+        drawn): no eligible case, an unknown stratum, quotas that do not add up
+        to ``n_cases`` or exceed what a stratum holds, ``n_cases`` larger than
+        the eligible pool.
+    """
+    if len(pool) == 0:
+        return [NO_ELIGIBLE]
+    problems = _unknown_strata(pool, plan)
+    if problems:
+        return problems
+    counts = strata_keys(pool, plan).value_counts().sort_index()
+    return _quota_problems(counts, plan)
 
 
 def k_center_greedy(
@@ -120,35 +168,47 @@ def _random_pick(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np
     return np.asarray(rng.choice(candidates, size=min(k, candidates.size), replace=False))
 
 
+def _quota_problems(counts: pd.Series, plan: Sampling) -> list[str]:
+    """Why the quotas (or ``n_cases``) cannot be met from ``counts`` eligible cases per stratum."""
+    n = plan.n_cases
+    if plan.stratify is None or plan.stratify.quotas is None:
+        if n > int(counts.sum()):
+            return [
+                f"sampling.n_cases is {n} but only {int(counts.sum())} eligible cases exist; "
+                "lower n_cases or widen eligibility"
+            ]
+        return []
+    problems = []
+    quotas = dict(plan.stratify.quotas)
+    total = sum(quotas.values())
+    if total != n:
+        problems.append(
+            f"sampling.stratify.quotas add up to {total} but sampling.n_cases is {n}; "
+            "make the quotas sum to n_cases"
+        )
+    unknown = sorted(set(quotas) - set(counts.index))
+    short = {s: (q, int(counts.get(s, 0))) for s, q in quotas.items() if q > counts.get(s, 0)}
+    if short:
+        detail = "; ".join(
+            f"stratum {s!r} needs {q} but only {have} eligible cases exist"
+            for s, (q, have) in sorted(short.items())
+        )
+        hint = f" (strata in the pool: {', '.join(map(str, counts.index))})" if unknown else ""
+        problems.append(
+            f"sampling.stratify.quotas cannot be met: {detail}{hint}; lower those quotas, widen "
+            "eligibility or add cases to the pool"
+        )
+    return problems
+
+
 def _quotas(strata: pd.Series, plan: Sampling) -> dict[str, int]:
     counts = strata.value_counts().sort_index()
+    problems = _quota_problems(counts, plan)
+    if problems:
+        raise DataError(problems[0])
     n = plan.n_cases
     if plan.stratify is not None and plan.stratify.quotas is not None:
-        quotas = dict(plan.stratify.quotas)
-        total = sum(quotas.values())
-        if total != n:
-            raise DataError(
-                f"sampling.stratify.quotas add up to {total} but sampling.n_cases is {n}; "
-                "make the quotas sum to n_cases"
-            )
-        unknown = sorted(set(quotas) - set(counts.index))
-        short = {s: (q, int(counts.get(s, 0))) for s, q in quotas.items() if q > counts.get(s, 0)}
-        if short:
-            detail = "; ".join(
-                f"stratum {s!r} needs {q} but only {have} eligible cases exist"
-                for s, (q, have) in sorted(short.items())
-            )
-            hint = f" (strata in the pool: {', '.join(map(str, counts.index))})" if unknown else ""
-            raise DataError(
-                f"sampling quota cannot be met: {detail}{hint}; lower those quotas, widen "
-                "eligibility or add cases to the pool"
-            )
-        return {s: int(q) for s, q in quotas.items() if q > 0}
-    if n > int(counts.sum()):
-        raise DataError(
-            f"sampling.n_cases is {n} but only {int(counts.sum())} eligible cases exist; "
-            "lower n_cases or widen eligibility"
-        )
+        return {s: int(q) for s, q in plan.stratify.quotas.items() if q > 0}
     # proportional allocation by largest remainders (Hamilton)
     exact = counts / counts.sum() * n
     base = pd.Series(np.floor(exact.to_numpy()).astype(int), index=exact.index)
@@ -188,7 +248,7 @@ def draw_sample(
         The protocol's seed.
     """
     if len(pool) == 0:
-        raise DataError("no eligible cases in the pool; widen eligibility or check the data source")
+        raise DataError(NO_ELIGIBLE)
     if plan.diversity == "k_center" and (embeddings is None or len(embeddings) != len(pool)):
         raise DataError(
             "diversity sampling needs one embedding per eligible case; use sampling.diversity: "

@@ -49,6 +49,7 @@ __all__ = [
     "attribution_sha256",
     "compute_stimuli",
     "item_seed",
+    "mask_label_problem",
     "recompute_attributions",
     "render_views",
 ]
@@ -134,6 +135,37 @@ def _display(image: np.ndarray) -> np.ndarray:
 
 def _region_ids(protocol: Protocol, label: str) -> list[int]:
     return [value for value, name in protocol.data.mask_labels.items() if name == label]
+
+
+def mask_label_problem(protocol: Protocol, case_key: str, mask: np.ndarray | None) -> str | None:
+    """Why a case's mask cannot be narrated: values that ``data.mask_labels`` does not name.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The protocol (its ``data.mask_labels``).
+    case_key : str
+        The case, for the message.
+    mask : numpy.ndarray or None
+        The case's integer mask (0 is background).
+
+    Returns
+    -------
+    str or None
+        The problem with the values and the fix, or None when every region value
+        is named (or there is no mask).
+    """
+    if mask is None:
+        return None
+    named = protocol.data.mask_labels
+    missing = [int(v) for v in np.unique(mask) if int(v) != 0 and int(v) not in named]
+    if not missing:
+        return None
+    return (
+        f"the mask of case {case_key!r} has region value(s) {missing} that data.mask_labels "
+        f"({dict(named) or 'empty'}) does not name; name every region value in "
+        "data.mask_labels (e.g. 1: crack), or give the cases no masks"
+    )
 
 
 def _mask_metrics(
@@ -344,6 +376,9 @@ def _one(
     batch: list[str],
 ) -> StimulusOutput:
     start = time.perf_counter()
+    problem = mask_label_problem(protocol, case.case_key, case.mask)
+    if problem is not None:
+        raise InputError(problem)
     display = _display(case.image)
     rendering = protocol.rendering
     image_png, original, overlay = render_views(protocol, case.image, attr, unc)

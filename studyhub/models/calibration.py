@@ -8,6 +8,7 @@ networks. ICML. (Temperature scaling; ECE with equal-width confidence bins.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,16 @@ from scipy.special import log_softmax, softmax
 
 from studyhub.errors import DataError
 
-__all__ = ["Calibration", "expected_calibration_error", "fit_temperature", "probabilities"]
+__all__ = [
+    "Calibration",
+    "expected_calibration_error",
+    "fit_temperature",
+    "probabilities",
+    "temperature_fit_problems",
+]
+
+#: Temperature scaling needs at least this many calibration cases.
+MIN_CALIBRATION_CASES = 10
 
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -44,6 +54,34 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, n_bins:
     return float(ece)
 
 
+def temperature_fit_problems(labels: Sequence[object] | np.ndarray) -> list[str]:
+    """Why temperature scaling could not be fitted on cases with these labels (empty: it can).
+
+    Parameters
+    ----------
+    labels : sequence or numpy.ndarray
+        The class of each calibration case (indices or names).
+
+    Returns
+    -------
+    list of str
+        Each problem with its fix: fewer than ``MIN_CALIBRATION_CASES`` cases, or a
+        single class.
+    """
+    problems = []
+    if len(labels) < MIN_CALIBRATION_CASES:
+        problems.append(
+            f"temperature scaling needs at least {MIN_CALIBRATION_CASES} calibration cases, got "
+            f"{len(labels)}; enlarge the calibration split or set model.calibration_split: null"
+        )
+    if len({str(v) for v in labels}) < 2:
+        problems.append(
+            "the calibration split holds a single class; temperature scaling needs several; "
+            "use a split with every class"
+        )
+    return problems
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of ``labels``.
 
@@ -51,16 +89,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
-    if logits.shape[0] < 10:
-        raise DataError(
-            f"temperature scaling needs at least 10 calibration cases, got {logits.shape[0]}; "
-            "enlarge the calibration split or set model.calibration_split: null"
-        )
-    if np.unique(labels).size < 2:
-        raise DataError(
-            "the calibration split holds a single class; temperature scaling needs several; "
-            "use a split with every class"
-        )
+    problems = temperature_fit_problems(labels)
+    if problems:
+        raise DataError(problems[0])
     rows = np.arange(labels.size)
 
     def nll(log_t: float) -> float:

@@ -22,7 +22,7 @@ from torch import nn
 
 from studyhub.errors import InputError
 
-__all__ = ["LoadedModel", "load_model", "state_dict_sha256"]
+__all__ = ["LoadedModel", "describe_failure", "load_model", "state_dict_sha256"]
 
 Preprocess = Callable[[np.ndarray], torch.Tensor]
 
@@ -56,14 +56,51 @@ def state_dict_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def describe_failure(exc: BaseException) -> str:
+    """An exception from user code in words: its type and message, or the sys.exit code.
+
+    Examples
+    --------
+    >>> describe_failure(ValueError("bad size"))
+    'ValueError: bad size'
+    >>> describe_failure(SystemExit(0))
+    'SystemExit (sys.exit(0))'
+    """
+    if isinstance(exc, SystemExit):
+        return f"SystemExit (sys.exit({exc.code!r}))"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _import(entry_point: str, module_name: str) -> Any:
+    """Import the entry point's module; whatever the import raises becomes an InputError.
+
+    ``KeyboardInterrupt`` is not caught: Ctrl-C still stops the command.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(
+            f"model entry point {entry_point!r}: cannot import {module_name!r} ({exc}); "
+            "install the package that provides it or fix model.entry_point"
+        ) from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed while importing
+        raise InputError(
+            f"model entry point {entry_point!r}: importing {module_name!r} raised "
+            f"{describe_failure(exc)}; fix the module's top-level code (python -c 'import "
+            f"{module_name}' shows the traceback)"
+        ) from None
+
+
 def load_model(entry_point: str, weights: Path | None = None) -> LoadedModel:
     """Import and call ``entry_point``; check what it returns.
 
     Raises
     ------
     InputError
-        Naming the entry point, when it cannot be imported, is not callable, fails,
-        or does not return ``(torch.nn.Module, callable)``.
+        Naming the entry point, when it cannot be imported, raises (or calls
+        ``sys.exit``) while being imported or called, is not callable, or does not
+        return ``(torch.nn.Module, callable)``. ``KeyboardInterrupt`` is not caught.
     """
     module_name, _, func_name = entry_point.partition(":")
     if not module_name or not func_name:
@@ -71,13 +108,7 @@ def load_model(entry_point: str, weights: Path | None = None) -> LoadedModel:
             f"model entry point {entry_point!r} is not of the form package.module:function; "
             "fix model.entry_point in the protocol"
         )
-    try:
-        py_module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(
-            f"model entry point {entry_point!r}: cannot import {module_name!r} ({exc}); "
-            "install the package that provides it or fix model.entry_point"
-        ) from None
+    py_module = _import(entry_point, module_name)
     func = getattr(py_module, func_name, None)
     if not callable(func):
         raise InputError(
@@ -93,9 +124,14 @@ def load_model(entry_point: str, weights: Path | None = None) -> LoadedModel:
         result: Any = func(weights) if takes_argument else func()
     except InputError as exc:
         raise InputError(f"model entry point {entry_point!r} failed: {exc}") from None
+    except SystemExit as exc:
+        raise InputError(
+            f"model entry point {entry_point!r} called sys.exit({exc.code!r}) instead of "
+            "returning; remove the sys.exit call and return (torch.nn.Module, preprocess)"
+        ) from None
     except Exception as exc:
         raise InputError(
-            f"model entry point {entry_point!r} raised {type(exc).__name__}: {exc}; "
+            f"model entry point {entry_point!r} raised {describe_failure(exc)}; "
             "check the weights file and the entry point's code"
         ) from None
     if not (isinstance(result, tuple) and len(result) == 2):

@@ -120,3 +120,21 @@ def test_wrong_argument_types() -> None:
         apply_eligibility(["a.png"], RULES, pool_split=None)  # type: ignore[list-item]
     with pytest.raises(InputError, match=r"pass the protocol's sampling\.eligibility"):
         apply_eligibility(CASES, {"labels": ["crack"]}, pool_split=None)  # type: ignore[arg-type]
+
+
+def test_eligibility_problems_lists_both_unknown_names_at_once() -> None:
+    from studyhub.cases.eligibility import eligibility_problems
+
+    rules = Eligibility(metadata={"shift": ["night"]})
+    problems = eligibility_problems(CASES, rules, pool_split="validation")
+    assert len(problems) == 2
+    assert (
+        "sampling.pool_split is 'validation' but the data's splits are ['test', 'train']"
+        in (problems[0])
+    )
+    assert "names column(s) ['shift'] that no case has" in problems[1]
+    with pytest.raises(DataError) as info:
+        apply_eligibility(CASES, rules, pool_split="validation")
+    assert str(info.value) == problems[0]
+    assert eligibility_problems([], rules, pool_split="validation") == []
+    assert eligibility_problems(CASES, RULES, pool_split="test") == []

@@ -53,7 +53,7 @@ def test_demo_sample_is_reproducible_diverse_and_meets_quotas(
     lists = []
     for run in ("a", "b"):
         db = f"sqlite:///{tmp_path / f'{run}.db'}"
-        assert cli("--db", db, "register", str(DEMO_PROTOCOL)).exit_code == 0
+        assert cli("--db", db, "register", "--no-preflight", str(DEMO_PROTOCOL)).exit_code == 0
         result = cli("--db", db, "sample", "--data-dir", str(data_dir))
         assert result.exit_code == 0, result.output
         assert "40 cases enrolled" in result.stdout
@@ -91,7 +91,7 @@ def test_demo_sample_is_reproducible_diverse_and_meets_quotas(
 
 def test_resampling_is_a_no_op(cli, tmp_path: Path, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 's.db'}"
-    cli("--db", db, "register", str(DEMO_PROTOCOL))
+    cli("--db", db, "register", "--no-preflight", str(DEMO_PROTOCOL))
     first = cli("--db", db, "sample", "--data-dir", str(data_dir))
     again = cli("--db", db, "sample", "--data-dir", str(data_dir))
     assert first.exit_code == again.exit_code == 0
@@ -105,7 +105,13 @@ def test_unmeetable_quota_writes_nothing(cli, tmp_path: Path, data_dir: Path) ->
         **{"      pit|dim: 5": "      pit|dim: 500", "n_cases: 40": "n_cases: 535"},
     )
     db = f"sqlite:///{tmp_path / 's.db'}"
-    assert cli("--db", db, "register", str(protocol)).exit_code == 0
+    # register's pre-flight refuses it before anything is written ...
+    refused = cli("--db", db, "register", "--data-dir", str(data_dir), str(protocol))
+    assert refused.exit_code == 2
+    assert "stratum 'pit|dim' needs 500 but only" in refused.stderr
+    assert not (tmp_path / "s.db").exists()
+    # ... and sample, the same check, still refuses it when the pre-flight was skipped
+    assert cli("--db", db, "register", "--no-preflight", str(protocol)).exit_code == 0
     result = cli("--db", db, "sample", "--data-dir", str(data_dir))
     assert result.exit_code == 2
     assert "stratum 'pit|dim' needs 500 but only" in result.stderr
@@ -124,7 +130,7 @@ def test_prospective_enrollment(cli, tmp_path: Path, data_dir: Path) -> None:  #
     )
     db = f"sqlite:///{tmp_path / 'p.db'}"
     # before registration there is no study to enroll into
-    cli("--db", db, "register", str(DEMO_PROTOCOL))
+    cli("--db", db, "register", "--no-preflight", str(DEMO_PROTOCOL))
     refused = cli(
         "--db", db, "--actor", "x", "enroll", "--study", "study_x", "--data-dir", str(data_dir)
     )

@@ -193,3 +193,41 @@ def test_missing_categorical_values_are_a_level_of_their_own() -> None:
     assert table.loc["(missing)", "pool"] == 0.5 and table.loc["(missing)", "sample"] == 0.5
     # CT: pool 1/4, sample 1/2 -> (0.5 - 0.25) / sqrt((0.25 * 0.75 + 0.5 * 0.5) / 2)
     assert table.loc["CT", "std_diff"] == pytest.approx(0.25 / math.sqrt((0.1875 + 0.25) / 2))
+
+
+def test_sample_problems_lists_every_reason_draw_sample_would_refuse() -> None:
+    from studyhub.cases.sampling import sample_problems
+
+    pool, emb = _pool()
+    plan = _plan(
+        stratify={"by": ["label"], "quotas": {"none": 10, "crack": 10, "scratch": 500}},
+    )
+    problems = sample_problems(pool, plan)
+    assert len(problems) == 2
+    assert "quotas add up to 520 but sampling.n_cases is 40" in problems[0]
+    assert "stratum 'scratch' needs 500 but only" in problems[1]
+    with pytest.raises(DataError) as info:  # the sample path refuses with the first of them
+        draw_sample(pool, emb, plan, seed=0)
+    assert str(info.value) == problems[0]
+    good = _plan(stratify={"by": ["label"]})
+    assert sample_problems(pool, good) == []
+    assert (
+        "neither a built-in stratum"
+        in sample_problems(pool, _plan(stratify={"by": ["label", "shift"]}))[0]
+    )
+    assert sample_problems(pool.iloc[:0], good) == [
+        "no eligible cases in the pool; widen eligibility or check the data source"
+    ]
+    assert sample_problems(pool.iloc[:30], _plan()) == [
+        "sampling.n_cases is 40 but only 30 eligible cases exist; lower n_cases or widen "
+        "eligibility"
+    ]
+
+
+def test_sample_problems_needs_no_model_columns_for_metadata_strata() -> None:
+    from studyhub.cases.sampling import sample_problems
+
+    pool, _emb = _pool()
+    plain = pool.drop(columns=["correct", "confidence"])
+    plan = _plan(stratify={"by": ["label", "lighting"]})
+    assert sample_problems(plain, plan) == []

@@ -262,7 +262,7 @@ def test_verify_detects_a_replaced_png(explained, cli, tmp_path: Path) -> None: 
 
 def test_explain_before_enrollment_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'x.db'}"
-    assert cli("--db", db, "register", str(DEMO_PROTOCOL)).exit_code == 0
+    assert cli("--db", db, "register", "--no-preflight", str(DEMO_PROTOCOL)).exit_code == 0
     result = cli("--db", db, "explain")
     assert result.exit_code == 2
     assert "cannot explain: study 'inspection_demo' is registered" in result.stderr

@@ -58,3 +58,16 @@ def test_calibration_lowers_the_demo_models_ece_on_held_out_data() -> None:
     cal = Calibration.fit(fit_z, fit_y, test_z, test_y)
     assert cal.ece_after < cal.ece_before
     assert cal.temperature != pytest.approx(1.0, abs=1e-3)
+
+
+def test_temperature_fit_problems_lists_both_and_fit_refuses_the_first() -> None:
+    from studyhub.models.calibration import temperature_fit_problems
+
+    problems = temperature_fit_problems(np.zeros(3, dtype=int))
+    assert len(problems) == 2
+    assert "needs at least 10 calibration cases, got 3" in problems[0]
+    assert "holds a single class" in problems[1]
+    with pytest.raises(DataError) as info:
+        fit_temperature(np.zeros((3, 2)), np.zeros(3, dtype=int))
+    assert str(info.value) == problems[0]
+    assert temperature_fit_problems(["a", "b"] * 5) == []

@@ -95,3 +95,96 @@ def test_images_of_different_sizes_are_batched_by_shape() -> None:
     together = logits(m, images, n_classes=4, batch_size=8)
     alone = np.concatenate([logits(m, [img], n_classes=4) for img in images])
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+
+
+# --- entry points that fail unusually: every one an InputError naming what failed ---------
+
+
+def _module(tmp_path, monkeypatch, source: str) -> str:  # type: ignore[no-untyped-def]
+    """Write a module with ``source`` under a fresh name; return its name."""
+    name = f"entry_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+@pytest.mark.parametrize(
+    ("source", "phrase"),
+    [
+        ('raise ValueError("no GPU configured")\n', "raised ValueError: no GPU configured"),
+        ("import sys\nsys.exit(3)\n", "raised SystemExit (sys.exit(3))"),
+        ("1 / 0\n", "raised ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_module_failing_at_import_is_named(
+    tmp_path, monkeypatch, source: str, phrase: str
+) -> None:  # type: ignore[no-untyped-def]
+    name = _module(tmp_path, monkeypatch, source + "def load():\n    pass\n")
+    with pytest.raises(InputError) as info:
+        load_model(f"{name}:load")
+    message = str(info.value)
+    assert f"model entry point '{name}:load': importing '{name}' {phrase}" in message
+    assert "fix the module's top-level code" in message
+
+
+def test_sys_exit_in_load_is_an_input_error_not_an_exit() -> None:
+    with pytest.raises(InputError) as info:
+        load_model(f"{EP}:exits")
+    assert f"'{EP}:exits' called sys.exit(0) instead of returning" in str(info.value)
+    assert "remove the sys.exit call" in str(info.value)
+
+
+def test_ctrl_c_in_load_still_interrupts() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        load_model(f"{EP}:interrupted")
+
+
+def test_preprocess_raising_names_the_case() -> None:
+    m = load_model(f"{EP}:preprocess_raises")
+    with pytest.raises(InputError) as info:
+        logits(m, IMAGES[:2], n_classes=3, keys=["a.png", "b.png"])
+    message = str(info.value)
+    assert "preprocess raised ValueError: expected an RGB image, got shape (4, 4)" in message
+    assert "on case 'a.png'" in message and "fix the entry point's preprocess" in message
+
+
+def test_forward_raising_names_the_batch() -> None:
+    m = load_model(f"{EP}:forward_raises")
+    with pytest.raises(InputError) as info:
+        logits(m, IMAGES[:2], n_classes=3, keys=["a.png", "b.png"])
+    message = str(info.value)
+    assert "raised RuntimeError: mat1 and mat2 shapes cannot be multiplied" in message
+    assert "2 inputs of shape (1, 4, 4) (case 'a.png', case 'b.png')" in message
+
+
+@pytest.mark.parametrize(("entry", "value"), [("nan_logits", "nan"), ("inf_logits", "inf")])
+def test_non_finite_logits_name_the_case(entry: str, value: str) -> None:
+    m = load_model(f"{EP}:{entry}")
+    images = [img.copy() for img in IMAGES[:3]]
+    images[1][0, 0] = 2.0  # the brightest first pixel: the case the broken model breaks
+    keys = ["a.png", "b.png", "c.png"]
+    with pytest.raises(InputError) as info:
+        logits(m, images, n_classes=3, keys=keys)
+    message = str(info.value)
+    assert f"'{EP}:{entry}' returned non-finite logits [" in message
+    assert value in message.split("logits [", 1)[1].split("]", 1)[0]
+    assert "for case 'b.png'" in message and "check its weights for NaN or inf" in message
+    without_keys = pytest.raises(InputError, match=r"for image #2 of 3")
+    with without_keys:
+        logits(m, images, n_classes=3)
+
+
+def test_non_finite_embeddings_name_the_case() -> None:
+    m = load_model(f"{EP}:nan_logits")
+    images = [img.copy() for img in IMAGES[:2]]
+    images[0][0, 0] = 2.0
+    with pytest.raises(InputError) as info:
+        embed(m, images, keys=["a.png", "b.png"])
+    assert "returned non-finite embeddings [nan" in str(info.value)
+    assert "for case 'a.png'" in str(info.value)
+
+
+def test_keys_must_match_the_images() -> None:
+    m = load_model(f"{EP}:tiny")
+    with pytest.raises(InputError, match=r"keys holds 1 case keys for 2 images"):
+        logits(m, IMAGES[:2], n_classes=3, keys=["a"])

@@ -208,7 +208,7 @@ def test_revoke_is_audited_and_idempotent(registered) -> None:  # type: ignore[n
 
 def test_cli_add_prints_the_token_once_and_list_never_does(cli, demo_copy: Path, tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert cli("--db", db, "register", str(demo_copy)).exit_code == 0
+    assert cli("--db", db, "register", "--no-preflight", str(demo_copy)).exit_code == 0
     added = cli(
         "--db", db, "--actor", "lead", "rater", "add", "alice", "--qual", "inspection_years=3"
     )
