@@ -198,7 +198,6 @@ def make_study(
     # production cost (about 0.3 s a hash here) is exercised in test_accounts.py.
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     monkeypatch.setattr(accounts, "_HASHER", cheap)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("00000000." + "x" * 32))
 
     def make(*, washout_days: int = 0, **kwargs: Any) -> RatingStudy:
         text = demo_copy.read_text().replace("washout_days: 0", f"washout_days: {washout_days}")
