@@ -378,7 +378,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     accounts._HASHER = cheap
-    accounts._DUMMY_HASH = cheap.hash("00000000." + "x" * 32)
     print(
         f"{args.raters} concurrent raters (threads of one process, as under studyhub serve) x "
         f"{args.items} items; 3 PNGs of ~200 KB per stimulus, each stimulus read by "

@@ -1,7 +1,8 @@
 """Rater accounts and the rating service that every front end calls.
 
 :mod:`~studyhub.rating.accounts` creates accounts with one-time tokens (or maps
-single sign-on identities to them) and signs people in;
+single sign-on identities to them) and signs people in, with the backoff and the
+cap on argon2 checks of :mod:`~studyhub.rating.throttle`;
 :mod:`~studyhub.rating.consent` records agreement to the consent statement;
 :mod:`~studyhub.rating.serve` serves blinded items; :mod:`~studyhub.rating.respond`
 stores answers and corrections; :mod:`~studyhub.rating.progress` reports where

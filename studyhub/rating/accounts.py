@@ -7,22 +7,22 @@ argon2id hash of the whole token is (``Rater.token_hash``). The token is shown
 once, when the account is created.
 
 Sign-in failures are deliberately uninformative: an unknown hint, a wrong secret
-and a revoked account all raise the same :class:`~studyhub.errors.AuthError`,
-and an unknown hint still costs one argon2 verification so the answer time does
-not tell them apart either. Every attempt is recorded as an
-:class:`~studyhub.store.models.AuthAttempt`; after :data:`THROTTLE_FAILURES`
-failures for the same hint or the same client within :data:`THROTTLE_WINDOW`,
-even a correct token is refused until the window has passed.
+and a revoked account all raise the same :class:`~studyhub.errors.AuthError`.
+Every attempt is recorded as an :class:`~studyhub.store.models.AuthAttempt`, and
+repeated failures back off with growing delays, never a lockout:
+:mod:`studyhub.rating.throttle` holds the rules and the threat model. An
+attacker's failures cannot stop the holder of the right token, argon2 checks
+are capped per process, and a hint that names no account costs no argon2 work
+(the refusal only waits about as long as a check would take).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import math
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -32,7 +32,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyhub.errors import AuthError, InputError
+from studyhub.rating import throttle
 from studyhub.rating.qualifications import check_qualifications, protocol_qualifications
+from studyhub.rating.throttle import (
+    THROTTLE_WINDOW,
+    attempt_key,
+    record_attempt,
+    refuse_while_backing_off,
+    signin_keys,
+)
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -42,7 +50,6 @@ from studyhub.store.studies import get_study
 __all__ = [
     "AUTH_FAILED",
     "ROLES",
-    "THROTTLE_FAILURES",
     "THROTTLE_WINDOW",
     "NewRater",
     "Principal",
@@ -61,10 +68,6 @@ Role = Literal["rater", "monitor", "admin"]
 #: Roles an account may have: raters read their own queue; monitors and admins
 #: follow progress without answers or arms.
 ROLES: Final[tuple[str, ...]] = ("rater", "monitor", "admin")
-#: Failed sign-ins for one hint or one client after which sign-in is refused.
-THROTTLE_FAILURES: Final = 5
-#: How far back failures count.
-THROTTLE_WINDOW: Final = dt.timedelta(minutes=10)
 #: The one message for every failed sign-in: it does not say what was wrong.
 AUTH_FAILED: Final = (
     "sign-in failed: this token is not valid for this study; check that it was copied "
@@ -77,8 +80,6 @@ _MAX_NAME = 200
 _IDENTITY_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 # argon2id (RFC 9106 second recommended profile: t=3, m=64 MiB, p=4), salted per hash.
 _HASHER = PasswordHasher()
-# Verified against when the hint is unknown, so that case costs the same time.
-_DUMMY_HASH = _HASHER.hash("00000000." + "x" * 32)
 
 
 @dataclass(frozen=True)
@@ -303,11 +304,6 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
         return RaterInfo.of(rater)
 
 
-def attempt_key(kind: str, value: str) -> str:
-    """Attempt keys are hashed: a client address is personal data, a hint is input."""
-    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
-
-
 def account_named(s: Session, study_id: str, name: str) -> Rater:
     """The study's account called ``name``.
 
@@ -326,39 +322,19 @@ def account_named(s: Session, study_id: str, name: str) -> Rater:
     return rater
 
 
-def _throttled_until(s: Session, study_id: str, keys: Sequence[str]) -> dt.datetime | None:
-    """When sign-in opens again for ``keys``, or None when it is open now.
-
-    Sign-in is refused while :data:`THROTTLE_FAILURES` failures of one key lie
-    within the window; it opens when the most recent of those ages out of it.
-    """
-    since = utcnow() - THROTTLE_WINDOW
-    until: dt.datetime | None = None
-    for key in keys:
-        oldest_counted = s.scalars(
-            select(AuthAttempt.at)
-            .where(
-                AuthAttempt.study_id == study_id,
-                AuthAttempt.key == key,
-                AuthAttempt.ok.is_(False),
-                AuthAttempt.at > since,
-            )
-            .order_by(AuthAttempt.at.desc())
-            .offset(THROTTLE_FAILURES - 1)
-            .limit(1)
-        ).first()
-        if oldest_counted is not None:
-            opens = oldest_counted + THROTTLE_WINDOW
-            until = opens if until is None else max(until, opens)
-    return until
-
-
 def authenticate(store: Store, study_id: str, token: str, *, client: str = "") -> Principal:
-    """Sign in with a token; record the attempt; throttle repeated failures.
+    """Sign in with a token; record the attempt; back off after repeated failures.
 
-    The attempt is recorded as a failure, and the throttle checked, in one write
-    transaction before the (slow) hash is verified, so parallel guesses cannot
-    slip past the limit; a verified attempt is then marked successful.
+    The backoff is checked on a read snapshot first (a refused attempt writes
+    nothing), then again in the write transaction that records the attempt as
+    a failure before the slow check, so parallel guesses cannot slip past it; a
+    verified attempt is then marked successful. The argon2 check runs in one of
+    :data:`~studyhub.rating.throttle.SIGNIN_GATE`'s slots. A hint that names no
+    account (or a token that is not ``<hint>.<secret>``) is recorded the same
+    way but refused without a check, after about the time a check takes; under
+    a full gate that refusal still comes after that time while a real check
+    would report busy, so timing tells them apart only when the server is
+    saturated.
 
     Parameters
     ----------
@@ -369,8 +345,8 @@ def authenticate(store: Store, study_id: str, token: str, *, client: str = "") -
     token : str
         ``<hint>.<secret>`` as printed by ``studyhub rater add``.
     client : str, optional
-        Where the attempt comes from (e.g. the remote address); failures are
-        throttled per client as well as per hint.
+        Where the attempt comes from (e.g. the remote address); see
+        :mod:`studyhub.rating.throttle` for how it is used.
 
     Returns
     -------
@@ -380,44 +356,38 @@ def authenticate(store: Store, study_id: str, token: str, *, client: str = "") -
     ------
     AuthError
         With :data:`AUTH_FAILED` for an unknown hint, a wrong secret or a revoked
-        account alike; with a "wait N minutes" message while throttled (then the
-        token is not checked at all).
+        account alike; with a "wait N seconds" message while this client and
+        hint back off, and with :data:`~studyhub.rating.throttle.SIGNIN_BUSY`
+        when every check slot stays taken (then the token is not checked).
     """
     token = token.strip() if isinstance(token, str) else ""
     match = _TOKEN_RE.match(token)
     hint = match.group(1) if match else token.partition(".")[0][:32]
-    keys = [attempt_key("hint", hint)] + ([attempt_key("client", client)] if client else [])
-    now = utcnow()
-    with store.write() as s:
-        until = _throttled_until(s, study_id, keys)
-        if until is not None:
-            # Recorded, but under their own keys: waiting out the window must work.
-            for key in keys:
-                s.add(
-                    AuthAttempt(
-                        study_id=study_id, key=attempt_key("throttled", key), ok=False, at=now
-                    )
-                )
-            rater = None
-            attempts: list[AuthAttempt] = []
-        else:
-            rater = (
-                s.scalar(select(Rater).where(Rater.study_id == study_id, Rater.token_hint == hint))
-                if match
-                else None
-            )
-            attempts = [AuthAttempt(study_id=study_id, key=k, ok=False, at=now) for k in keys]
-            s.add_all(attempts)
-            s.flush()
-    if until is not None:
-        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-        raise AuthError(
-            "sign-in refused: too many failed attempts with this token or from this device; "
-            f"wait {minutes} minute{'s' if minutes != 1 else ''} (until "
-            f"{until.strftime('%H:%M')} UTC) and try again"
+    keys = signin_keys(hint, client)
+    with store.session() as s:
+        refuse_while_backing_off(s, study_id, keys, utcnow())
+        rater = (
+            s.scalar(select(Rater).where(Rater.study_id == study_id, Rater.token_hint == hint))
+            if match
+            else None
         )
-    verified = _verify(rater.token_hash if rater is not None else _DUMMY_HASH, token)
-    if not verified or rater is None or rater.revoked_at is not None:
+    gate = throttle.SIGNIN_GATE
+    if rater is None:
+        with store.write() as s:
+            now = utcnow()
+            refuse_while_backing_off(s, study_id, keys, now)
+            record_attempt(s, study_id, keys, now)
+        gate.imitate()
+        raise AuthError(AUTH_FAILED)
+    with gate.slot():
+        with store.write() as s:
+            now = utcnow()
+            refuse_while_backing_off(s, study_id, keys, now)
+            attempts = record_attempt(s, study_id, keys, now)
+        started = time.perf_counter()
+        verified = _verify(rater.token_hash, token)
+        gate.observe(time.perf_counter() - started)
+    if not verified or rater.revoked_at is not None:
         raise AuthError(AUTH_FAILED)
     with store.write() as s:
         for attempt in attempts:

@@ -10,6 +10,9 @@ future is not served (the washout). The first time an item is served its
 ``first_served_at`` is stamped and an ``item_served`` audit event written;
 serving the first item of a session also marks the session started and sets
 the next session to open ``reading.washout_days`` later (unless already set).
+Serving never waits long for the write lock: when another connection holds
+it, the item is served and the stamp written as soon as the lock frees, with
+the time of serving (:mod:`studyhub.rating.stamps`).
 """
 
 from __future__ import annotations
@@ -17,22 +20,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import CursorResult, Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from studyhub.errors import AccessError, StudyhubError
 from studyhub.protocol.schema import Instrument, Protocol
-from studyhub.rating._common import Caller, answered, caller, require_role
+from studyhub.rating._common import answered, caller, require_role
 from studyhub.rating.accounts import Principal
 from studyhub.rating.images import images_of
+from studyhub.rating.stamps import Stamp, stamp_first_serving
 from studyhub.rating.windowing import window_presets_of
 from studyhub.store import lifecycle
-from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Assignment, Prediction, ReadingSession, Stimulus, utcnow
-from studyhub.store.rows import bind_rows
 
 __all__ = ["DEFAULT_CATCH_PROMPT", "ServedItem", "next_item"]
 
@@ -174,11 +176,6 @@ def _stimulus_statement() -> Any:
 # Built once: next_item runs them on every call.
 _NEXT = _next_statement()
 _STIMULUS = _stimulus_statement()
-_STAMP = (
-    update(Assignment)
-    .where(Assignment.id == bindparam("assignment_id"), Assignment.first_served_at.is_(None))
-    .values(first_served_at=bindparam("now"))
-)
 
 
 def next_unanswered(s: Session, rater_id: int) -> _Next | None:
@@ -256,7 +253,10 @@ def next_item(store: Store, principal: Principal) -> ServedItem | None:
     Stamps ``first_served_at`` (with an ``item_served`` audit event) the first
     time an item is served. Serving the first item of a session marks it
     started and sets the next session to open ``reading.washout_days`` later
-    (unless it already has an opening time).
+    (unless it already has an opening time). That write waits for the write
+    lock at most :data:`~studyhub.rating.stamps.STAMP_WAIT` seconds; past
+    that the item is returned and the stamp, with this call's time, is
+    written as soon as the lock frees (:mod:`studyhub.rating.stamps`).
 
     Returns
     -------
@@ -287,50 +287,15 @@ def next_item(store: Store, principal: Principal) -> ServedItem | None:
             return None
         item = _serve(store, s, protocol, nxt)
     if nxt.first_served_at is None or nxt.started_at is None:
-        _stamp_served(store, who, protocol, nxt, now)
-    return item
-
-
-def _stamp_served(
-    store: Store, who: Caller, protocol: Protocol, nxt: _Next, now: dt.datetime
-) -> None:
-    """Record the first serving of an item and, with a session's first item, its start."""
-    with store.write() as s:
-        result = s.execute(_STAMP, {"assignment_id": nxt.assignment_id, "now": now})
-        stamped = cast(CursorResult[Any], result).rowcount
-        bind_rows(s, "assignment", [nxt.assignment_id] if stamped else [])
-        if stamped:
-            append_event(
-                s,
-                actor=who.name,
-                action="item_served",
-                study_id=who.id,
-                payload={"assignment_id": nxt.assignment_id, "rater_id": who.rater_id},
-            )
-        if nxt.started_at is not None:
-            return
-        session = s.get_one(ReadingSession, nxt.session_id)
-        if session.started_at is not None:
-            return
-        session.started_at = now
-        following = s.scalar(
-            select(ReadingSession).where(
-                ReadingSession.rater_id == session.rater_id,
-                ReadingSession.number == session.number + 1,
-            )
-        )
-        opens = None
-        if following is not None and following.not_before is None:
-            following.not_before = now + dt.timedelta(days=protocol.reading.washout_days)
-            opens = following.not_before.isoformat()
-        append_event(
-            s,
+        stamp = Stamp(
+            assignment_id=nxt.assignment_id,
+            session_id=nxt.session_id,
+            rater_id=who.rater_id,
             actor=who.name,
-            action="session_start",
             study_id=who.id,
-            payload={
-                "rater_id": who.rater_id,
-                "session": session.number,
-                "next_session_opens_at": opens,
-            },
+            washout_days=protocol.reading.washout_days,
+            served_at=now,
+            session_started=nxt.started_at is not None,
         )
+        stamp_first_serving(store, stamp)
+    return item

@@ -24,6 +24,7 @@ from studyhub.errors import InputError, StudyhubError
 from studyhub.protocol.schema import Protocol, WindowPreset
 from studyhub.rating._common import caller, own_assignment, require_role
 from studyhub.rating.accounts import Principal
+from studyhub.rating.stamps import pending_stamp
 from studyhub.store import lifecycle
 from studyhub.store.db import Store
 from studyhub.store.models import Case, Stimulus
@@ -110,7 +111,7 @@ def windowed_original(store: Store, principal: Principal, assignment_id: int, pr
         require_role(who, "rater", doing="re-window images")
         lifecycle.require(who, "rate")
         a = own_assignment(s, who, assignment_id)
-        if a.first_served_at is None:
+        if a.first_served_at is None and pending_stamp(store, a.id) is None:
             raise InputError(
                 f"assignment {a.id} has not been served yet; re-window only items that "
                 "next_item has served you"

@@ -8,21 +8,24 @@ import json
 import re
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from streamlit.testing.v1 import AppTest
 
 from studyhub.app import context
 from studyhub.commands.serve import APP_SCRIPT
 from studyhub.protocol import load_study
 from studyhub.rating import AUTH_FAILED, consent_page, monitor_summary, progress
+from studyhub.rating.outage import STORE_UNAVAILABLE
 from studyhub.store.audit import append_event
+from studyhub.store.db import Store
 from studyhub.store.models import Assignment, AuditEvent, Consent, Response, Stimulus
-from tests.rating.conftest import STUDY, RatingStudy
+from tests.rating.conftest import STUDY, RatingStudy, write_lock_held
 
 TIMEOUT_S = 30
 
@@ -391,3 +394,79 @@ def test_a_window_preset_redraws_the_plain_image_and_the_blend(
         assert not [b for b in at.selectbox if str(b.key).startswith("window:")]
     finally:
         context.get_store.clear()
+
+
+# --- the store failing ------------------------------------------------------------
+
+
+def _give_up_quickly(store: Store) -> None:
+    """The app's store gives up on a held lock after 0.2 s instead of its usual 60 s."""
+    sqlite = store.engine.dialect.name == "sqlite"
+
+    @event.listens_for(store.engine, "connect")
+    def _short(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=200" if sqlite else "SET lock_timeout = '200ms'")
+        cur.close()
+        if not sqlite:
+            dbapi_conn.commit()  # psycopg began a transaction; the setting stays for the session
+
+    store.engine.dispose()  # pooled connections reconnect with it
+
+
+def _assert_plain_unavailable(at: AppTest, *leaks: str) -> None:
+    assert not at.exception
+    assert [e.value for e in at.error] == [STORE_UNAVAILABLE]
+    assert at.title[0].value == "Please try again in a minute"
+    text = _texts(at)
+    for leak in ("SELECT", "INSERT", "UPDATE", "sqlite", "psycopg", "Traceback", ".py", *leaks):
+        assert leak not in text, leak
+
+
+def test_a_store_locked_past_its_timeout_shows_a_plain_page_then_recovers(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = _consent(_sign_in(app(), rs.tokens["alice"]))
+    assert at.get("progress")[0].proto.text.startswith("Item 1 of 5")
+    _give_up_quickly(context.get_store(rs.store.url))  # the store the app holds
+    radios = _questions(at)
+    radios["usefulness"].set_value(4)
+    radios["plausible"].set_value("yes")
+    submit = next(b for b in at.button if b.key and b.key.startswith("submit:"))
+    with write_lock_held(rs.store):  # submitting must write; the lock outlasts the wait
+        at = submit.click().run()
+    _assert_plain_unavailable(at, rs.store.url.split("///")[-1], "locked", "lock timeout")
+    assert not _clickable(at) and not _questions(at)  # nothing of the item page is left
+    assert progress(rs.store, rs.principals["alice"]).done == 0
+    at = at.run()  # the lock is gone: trying again works
+    assert not at.error and at.get("progress")[0].proto.text.startswith("Item 1 of 5")
+    at = _answer(at)
+    assert not at.exception and not at.error
+    assert progress(rs.store, rs.principals["alice"]).done == 1
+
+
+def test_signing_in_while_the_store_is_locked_shows_the_plain_page(
+    app: Callable[[], AppTest], rs: RatingStudy
+) -> None:
+    at = app().run()
+    _give_up_quickly(context.get_store(rs.store.url))
+    at.text_input[0].input(rs.tokens["alice"])
+    with write_lock_held(rs.store):  # sign-in records the attempt: it must write
+        at = at.button[0].click().run()
+    _assert_plain_unavailable(at, "locked", "lock timeout")
+    assert "principal" not in at.session_state
+    assert _sign_in(at, rs.tokens["alice"]).title[0].value == "Before you start"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///{tmp}/moved-away.db", "postgresql+psycopg://studyhub@127.0.0.1:9/nowhere"],
+    ids=["missing-file", "unreachable-server"],
+)
+def test_a_database_that_cannot_be_opened_shows_the_plain_page(
+    app: Callable[[], AppTest], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    monkeypatch.setenv(context.DB_ENV, url.format(tmp=tmp_path))
+    at = app().run()
+    _assert_plain_unavailable(at, str(tmp_path), "127.0.0.1", "moved-away", "nowhere")
+    assert not at.text_input  # no sign-in form against a store that is not there

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import struct
+import threading
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from studyhub.protocol import load_study
 from studyhub.rating import accounts
@@ -25,6 +29,7 @@ from studyhub.store.db import Store
 from studyhub.store.models import (
     Arm,
     Assignment,
+    AuditHead,
     Case,
     ModelVersion,
     Prediction,
@@ -37,6 +42,10 @@ from studyhub.store.models import (
 from studyhub.store.studies import register
 
 STUDY = "inspection_demo"
+T = TypeVar("T")
+#: Join limit for work that must not wait behind a writer (which would wait the 60 s busy
+#: timeout); it only keeps a regression from hanging the suite.
+JOIN_S = 20
 
 
 def tiny_png(shade: int) -> bytes:
@@ -200,7 +209,6 @@ def make_study(
     # production cost (about 0.3 s a hash here) is exercised in test_accounts.py.
     cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     monkeypatch.setattr(accounts, "_HASHER", cheap)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("00000000." + "x" * 32))
 
     def make(*, washout_days: int = 0, **kwargs: Any) -> RatingStudy:
         text = demo_copy.read_text().replace("washout_days: 0", f"washout_days: {washout_days}")
@@ -239,3 +247,49 @@ def stored_responses(rs: RatingStudy) -> list[Response]:
     """Every response row, in insertion order."""
     with rs.store.session() as s:
         return list(s.scalars(select(Response).order_by(Response.id)))
+
+
+@contextmanager
+def write_lock_held(store: Store) -> Iterator[None]:
+    """Another connection holds the store's write lock until the block ends.
+
+    SQLite: a raw ``BEGIN IMMEDIATE`` transaction; PostgreSQL: the audit chain's
+    head row, which every write transaction locks first.
+    """
+    if store.engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(make_url(store.url).database), isolation_level=None, timeout=0)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    else:
+        with store.engine.connect() as conn:
+            tx = conn.begin()
+            conn.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+            try:
+                yield
+            finally:
+                tx.rollback()
+
+
+def finishes(work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread; fail (instead of hanging) if it does not finish."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # pragma: no cover - reported below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(JOIN_S)
+    assert not worker.is_alive(), "serving waited behind the writer's lock"
+    if failure:
+        raise failure[0]
+    return result[0]

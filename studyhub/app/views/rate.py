@@ -22,6 +22,7 @@ from studyhub.errors import StudyhubError
 from studyhub.protocol.schema import Item
 from studyhub.rating import Principal, Progress, ServedItem, resume, submit, windowed_original
 from studyhub.rating.answers import CUE_TAGS, MAX_TIME_ON_TASK_MS
+from studyhub.rating.outage import store_failed
 from studyhub.store.db import Store
 
 __all__ = ["show"]
@@ -77,6 +78,8 @@ def show(store: Store, principal: Principal) -> None:
             idempotency_key=kept["idempotency_key"],
         )
     except StudyhubError as exc:
+        if store_failed(exc):
+            raise  # the app's plain "try again" page, not the details
         with right:
             st.error(str(exc))
         return

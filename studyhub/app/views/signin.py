@@ -14,6 +14,7 @@ import streamlit as st
 from studyhub.app.context import client_address, set_principal, sso_providers
 from studyhub.errors import StudyhubError
 from studyhub.rating import authenticate
+from studyhub.rating.outage import store_failed
 from studyhub.rating.sso import authenticate_sso
 from studyhub.store.db import Store
 
@@ -49,6 +50,8 @@ def show(store: Store, study_id: str) -> None:
     try:
         principal = authenticate(store, study_id, token, client=client_address())
     except StudyhubError as exc:
+        if store_failed(exc):
+            raise  # the app's plain "try again" page, not the details
         st.error(str(exc))
         return
     set_principal(principal)
@@ -70,6 +73,8 @@ def from_sso(store: Store, study_id: str, claims: dict[str, Any]) -> None:
     try:
         principal = authenticate_sso(store, study_id, claims, client=client_address())
     except StudyhubError as exc:
+        if store_failed(exc):
+            raise
         st.title("Sign in")
         st.error(str(exc))
         if st.button("Sign out of single sign-on", key="sso_logout"):
