@@ -33,7 +33,7 @@ from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Case, ModelVersion, Prediction, Study, utcnow
-from studyhub.store.studies import check_registration, get_study
+from studyhub.store.studies import get_study, registered_protocol_of
 
 __all__ = ["EnrollmentResult", "enroll_prospective", "registered_protocol", "sample_retrospective"]
 
@@ -52,13 +52,12 @@ def registered_protocol(study: Study) -> tuple[Protocol, Path]:
     """The protocol as registered, and the folder its relative paths start from.
 
     Refuses a study whose stored texts no longer match its registration
-    (:func:`studyhub.store.studies.check_registration`).
+    (:func:`studyhub.store.studies.registered_protocol_of`).
     """
     session = object_session(study)
     if session is None:  # pragma: no cover - callers pass rows of an open session
         raise StoreError("internal: registered_protocol needs a study row of an open session")
-    check_registration(session, study)
-    return Protocol.model_validate_json(study.protocol_canonical), Path(study.protocol_path).parent
+    return registered_protocol_of(session, study), Path(study.protocol_path).parent
 
 
 @dataclass

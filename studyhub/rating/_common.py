@@ -20,7 +20,7 @@ from studyhub.errors import AccessError, AuthError, InputError
 from studyhub.protocol.schema import Protocol
 from studyhub.rating.accounts import AUTH_FAILED, Principal
 from studyhub.store.models import Assignment, Consent, Rater, Response, Study
-from studyhub.store.studies import check_registration
+from studyhub.store.studies import registered_protocol_of
 
 __all__ = [
     "Caller",
@@ -71,8 +71,7 @@ def protocol_of(s: Session, study_id: str, registration_hash: str) -> Protocol:
         if study is None:  # pragma: no cover - the caller's row names the study
             raise AuthError(AUTH_FAILED)
         # Once per registration and process: a protocol edited in the database is never served.
-        check_registration(s, study)
-        protocol = Protocol.model_validate_json(study.protocol_canonical)
+        protocol = registered_protocol_of(s, study)
         with _lock:
             _cache[key] = protocol
     return protocol

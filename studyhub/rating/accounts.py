@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from studyhub.errors import AuthError, InputError
 from studyhub.rating import throttle
-from studyhub.rating.qualifications import check_qualifications, protocol_qualifications
+from studyhub.rating.qualifications import check_qualifications
 from studyhub.rating.throttle import (
     THROTTLE_WINDOW,
     attempt_key,
@@ -45,7 +45,7 @@ from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import AuthAttempt, Rater, utcnow
-from studyhub.store.studies import get_study
+from studyhub.store.studies import get_study, registered_protocol_of
 
 __all__ = [
     "AUTH_FAILED",
@@ -232,7 +232,9 @@ def add_rater(
         if identity is not None:
             sso_taken(s, study.id, identity)
         values = check_qualifications(
-            qualifications or {}, protocol_qualifications(study.protocol_canonical), role=role
+            qualifications or {},
+            list(registered_protocol_of(s, study).raters.qualifications),
+            role=role,
         )
         taken = s.scalar(select(Rater.id).where(Rater.study_id == study.id, Rater.name == name))
         if taken is not None:

@@ -13,14 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from studyhub.errors import InputError
-from studyhub.protocol.schema import Protocol, Qualification
+from studyhub.protocol.schema import Qualification
 
-__all__ = ["check_qualifications", "protocol_qualifications"]
-
-
-def protocol_qualifications(study_protocol_json: str) -> list[Qualification]:
-    """``raters.qualifications`` of a registered protocol's canonical JSON."""
-    return list(Protocol.model_validate_json(study_protocol_json).raters.qualifications)
+__all__ = ["check_qualifications"]
 
 
 def check_qualifications(

@@ -6,12 +6,14 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from studyhub import __version__
 from studyhub.errors import AuditChainError, InputError, LifecycleError
 from studyhub.protocol.load import CANONICAL_VERSION, StudyFiles, sha256_text
+from studyhub.protocol.schema import Protocol
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -38,6 +40,7 @@ __all__ = [
     "get_study",
     "list_studies",
     "register",
+    "registered_protocol_of",
     "status",
 ]
 
@@ -118,6 +121,32 @@ def check_registration(session: Session, study: Study) -> None:
             "database was changed outside studyhub; nothing is served or analysed until it is "
             "restored (run studyhub audit verify for every difference, and restore from a backup)"
         )
+
+
+def registered_protocol_of(session: Session, study: Study) -> Protocol:
+    """The registered protocol of ``study``, checked against its registration first.
+
+    Raises
+    ------
+    AuditChainError
+        When the stored texts do not match the registration (:func:`check_registration`).
+    LifecycleError
+        When this version of studyhub no longer accepts the registered protocol (a
+        value registered by an older release is now out of range): the message
+        names the problem and says to record a corrected protocol with ``amend``.
+    """
+    check_registration(session, study)
+    try:
+        return Protocol.model_validate_json(study.protocol_canonical)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise LifecycleError(
+            f"study {study.id!r} was registered with a protocol this version of studyhub no "
+            f"longer accepts ({exc.error_count()} problem(s); first: {where}: {first.get('msg')}, "
+            f"found {first.get('input')!r}); correct the protocol file and record the change "
+            f"with studyhub amend {study.protocol_path} --reason '...'"
+        ) from None
 
 
 def _recorded_registration(session: Session, study_id: str) -> str | None:
