@@ -20,7 +20,7 @@ Two scenarios per backend:
   paced load.
 
 Both count responses stored against answers sent (zero lost, zero duplicated)
-and check that the audit chain verifies. Runs on SQLite (a temporary file) and,
+and check that the audit chain and every data row verify. Runs on SQLite (a temporary file) and,
 when ``STUDYHUB_TEST_PG_URL`` is set, on a fresh PostgreSQL database on that
 server.
 
@@ -56,7 +56,6 @@ from studyhub.rating._common import caller
 from studyhub.rating.accounts import Principal, add_rater, authenticate
 from studyhub.rating.images import cache_of
 from studyhub.store import lifecycle
-from studyhub.store.audit import verify_chain
 from studyhub.store.db import Store, open_store
 from studyhub.store.models import (
     Arm,
@@ -72,6 +71,7 @@ from studyhub.store.models import (
     utcnow,
 )
 from studyhub.store.studies import register
+from studyhub.store.verify import verify_store
 
 __all__ = ["BenchResult", "main", "run_backend"]
 
@@ -143,7 +143,7 @@ class BenchResult:
                 f"  double submits {self.duplicates_sent}, recognised as duplicates "
                 f"{self.duplicates_recognised}",
                 f"  errors {len(self.errors)}{': ' + self.errors[0] if self.errors else ''}",
-                f"  audit chain {'verifies' if self.chain_ok else 'BROKEN'}",
+                f"  audit chain and every row {'verify' if self.chain_ok else 'BROKEN'}",
                 f"  image cache: {self.cache_hits} hits, {self.cache_misses} misses "
                 f"({self.cache_hits / looked if looked else 0:.0%} hits)",
                 f"  verdict: {verdict}",
@@ -331,7 +331,8 @@ def run_backend(
         result.cache_hits, result.cache_misses = cache.hits, cache.misses
         with store.session() as s:
             result.stored = int(s.scalar(select(func.count(Response.id))) or 0)
-            result.chain_ok = verify_chain(s).ok
+        with store.snapshot() as s:
+            result.chain_ok = verify_store(s).ok
         return result
     finally:
         store.dispose()

@@ -199,21 +199,54 @@ def register(
     files = load_study(protocol)
     if preflight:
         _preflight(files, data_dir)  # before the database is opened or created
-    store = open_store(state.db)
+    created = _new_sqlite_file(state.db)
     try:
-        reg = do_register(store, files, actor=state.actor)
-    finally:
-        store.dispose()
+        store = open_store(state.db)
+        try:
+            reg = do_register(store, files, actor=state.actor)
+        finally:
+            store.dispose()
+    except BaseException:
+        if created is not None:  # a failed first registration leaves no empty database
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{created}{suffix}").unlink(missing_ok=True)
+        raise
     verb = "registered" if reg.created else "already registered (unchanged)"
     out.print(f"study {reg.study_id} {verb}", markup=False)
     out.print(f"hash {reg.registration_hash}", markup=False)
     out.print(f"registered at {reg.registered_at.isoformat(timespec='seconds')}", markup=False)
 
 
+def _new_sqlite_file(url: str | None) -> Path | None:
+    """The SQLite file ``url`` names when it does not exist yet (so a failure can remove it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from studyhub.store.db import resolve_url
+
+    try:
+        parsed = make_url(resolve_url(url))
+    except ArgumentError:
+        return None  # open_store says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
 @app.command()
 def amend(
     protocol: ProtocolArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the protocol or plan changes.")],
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="Run the pre-flight check on the amended protocol before anything is "
+            "written; --no-preflight skips it.",
+        ),
+    ] = True,
+    data_dir: PreflightDataDir = None,
 ) -> None:
     """Record a change of a registered protocol or plan (refused after unblinding)."""
     from studyhub.protocol.load import load_study
@@ -221,6 +254,8 @@ def amend(
     from studyhub.store.studies import amend as do_amend
 
     files = load_study(protocol)
+    if preflight:
+        _preflight(files, data_dir)  # an amendment is permanent: check it before it is made
     store = open_store(state.db, create=False)
     try:
         reg = do_amend(store, files, reason=reason, actor=state.actor)

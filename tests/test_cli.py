@@ -127,3 +127,19 @@ def test_demo_runs_the_pipeline_and_a_rerun_does_no_work(cli, tmp_path: Path) ->
     assert again.exit_code == 0, again.output
     assert "40 cases already enrolled" in again.stdout
     assert re.search(r"\b0 stimuli computed in \d+ s \(160 existed\)", again.stdout)
+
+
+def test_a_failed_first_registration_leaves_no_database_file(  # type: ignore[no-untyped-def]
+    cli, demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studyhub.store import studies
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(studies, "register", broken)
+    db = tmp_path / "fresh.db"
+    result = cli("--db", f"sqlite:///{db}", "register", "--no-preflight", str(demo_copy))
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: disk on fire" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("fresh")) == []

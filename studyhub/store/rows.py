@@ -85,8 +85,19 @@ class RowDigest:
         return [n for n in names if self.columns.get(n) != other.columns.get(n)]
 
 
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(value: Any) -> str:
-    """A column value as canonical text: blobs by SHA-256, times in UTC, JSON sorted."""
+    """A column value as canonical, typed text: blobs by SHA-256, times in UTC, JSON sorted."""
+    if isinstance(value, str):
+        return "str:" + value
+    if isinstance(value, bool):
+        return "bool:" + ("1" if value else "0")
+    if isinstance(value, int):
+        return f"int:{value}"
+    if isinstance(value, float):
+        return "float:" + repr(value)
     if isinstance(value, bytes | bytearray | memoryview):
         data = bytes(value)
         return f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
@@ -94,9 +105,7 @@ def _encode(value: Any) -> str:
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return "time:" + value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    return "json:" + json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True
-    )
+    return "json:" + _JSON.encode(value)
 
 
 def digest_row(table: str, pk: str, values: Mapping[str, Any]) -> RowDigest:
