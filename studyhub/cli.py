@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from studyhub import __version__
 from studyhub.commands import assign as assign_commands
@@ -24,6 +25,7 @@ from studyhub.commands import plan as plan_commands
 from studyhub.commands import rating as rating_commands
 from studyhub.commands import serve as serve_commands
 from studyhub.commands import stats as stats_commands
+from studyhub.commands.render import plain_console
 from studyhub.errors import StudyhubError
 
 __all__ = ["app", "main"]
@@ -39,8 +41,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 app.add_typer(audit_app, name="audit")
 app.add_typer(stats_commands.app, name="stats")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out: Console = plain_console()
+err: Console = plain_console(stderr=True)
 
 
 class State:
@@ -182,14 +184,17 @@ def status(study: StudyOption = None) -> None:
         st = do_status(store, study)
     finally:
         store.dispose()
-    table = Table(title=f"{st.study_id}: {st.title}", show_header=False)
-    table.add_row("state", st.state)
-    table.add_row("design", st.design)
-    table.add_row("registered", st.registered_at.isoformat(timespec="seconds"))
-    table.add_row("hash", st.registration_hash)
-    table.add_row("amendments", str(st.amendments))
-    for key, value in st.counts.items():
-        table.add_row(key, str(value))
+    table = Table(title=Text(f"{st.study_id}: {st.title}"), show_header=False)
+    rows = {
+        "state": st.state,
+        "design": st.design,
+        "registered": st.registered_at.isoformat(timespec="seconds"),
+        "hash": st.registration_hash,
+        "amendments": str(st.amendments),
+        **{key: str(value) for key, value in st.counts.items()},
+    }
+    for key, value in rows.items():
+        table.add_row(Text(key), Text(value))
     out.print(table)
 
 
@@ -241,9 +246,10 @@ def demo(
     ] = Path("demo-study"),
 ) -> None:
     """Run the built-in demo study as far as the pipeline goes."""
+    from studyhub.commands.outputs import writable_folder
     from studyhub.demo.run import run_demo
 
-    run_demo(out_dir, console=out)
+    run_demo(writable_folder(out_dir, option="--out"), console=out)
 
 
 # --- entry point -----------------------------------------------------------------
