@@ -31,7 +31,11 @@ ConfOpt = Annotated[
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV, turning every failure into one clear input error."""
+    """Read a CSV, turning every failure into one clear input error.
+
+    Rows are indexed as a spreadsheet numbers them (the header is row 1, the first
+    data row is row 2), so that messages naming a row point at the line to fix.
+    """
     if not path.is_file():
         raise InputError(f"CSV file {str(path)!r} does not exist; give the path of a CSV file")
     try:
@@ -41,6 +45,7 @@ def read_csv(path: Path) -> pd.DataFrame:
             f"{path} is not a readable CSV file ({exc}); save it as comma-separated UTF-8 text "
             "with a header row"
         ) from None
+    frame.index = pd.RangeIndex(2, len(frame) + 2)
     return frame
 
 
