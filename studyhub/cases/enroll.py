@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from studyhub.cases.dataset import read_cases
 from studyhub.cases.eligibility import apply_eligibility
+from studyhub.cases.manifest import Progress
 from studyhub.cases.records import CaseRecord, load_image
 from studyhub.cases.sampling import diversity_figure, draw_sample, standardized_differences
 from studyhub.errors import DataError, LifecycleError
@@ -250,9 +251,18 @@ def _pool(protocol: Protocol, records: list[CaseRecord]) -> list[CaseRecord]:
 
 
 def sample_retrospective(
-    store: Store, study_id: str | None, *, data_dir: Path, actor: str
+    store: Store,
+    study_id: str | None,
+    *,
+    data_dir: Path,
+    actor: str,
+    progress: Progress | None = None,
 ) -> EnrollmentResult:
-    """Draw the protocol's sample from the pool and enroll it (once; reruns are no-ops)."""
+    """Draw the protocol's sample from the pool and enroll it (once; reruns are no-ops).
+
+    ``progress`` hears how far reading the data source has come (see
+    :func:`~studyhub.cases.dataset.read_cases`).
+    """
     with store.session() as s:
         study = get_study(s, study_id)
         lifecycle.require(study, "sample")
@@ -263,7 +273,7 @@ def sample_retrospective(
             f"study {study.id!r} is prospective: cases are enrolled consecutively with "
             "studyhub enroll, not sampled from a pool"
         )
-    records = read_cases(protocol.data, base, cache_dir=data_dir)
+    records = read_cases(protocol.data, base, cache_dir=data_dir, progress=progress)
     pool = _pool(protocol, records)
     if not pool:
         raise DataError(
@@ -370,9 +380,18 @@ def _report(
 
 
 def enroll_prospective(
-    store: Store, study_id: str | None, *, data_dir: Path, actor: str, limit: int | None = None
+    store: Store,
+    study_id: str | None,
+    *,
+    data_dir: Path,
+    actor: str,
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> EnrollmentResult:
-    """Enroll the next consecutive eligible cases, up to the protocol's target count."""
+    """Enroll the next consecutive eligible cases, up to the protocol's target count.
+
+    ``progress`` hears how far reading the data source has come.
+    """
     with store.session() as s:
         study = get_study(s, study_id)
         lifecycle.require(study, "enroll")
@@ -396,7 +415,7 @@ def enroll_prospective(
         )
     if limit is not None and limit < 1:
         raise DataError(f"--limit is {limit}; give a positive number of cases")
-    records = read_cases(protocol.data, base, cache_dir=data_dir)
+    records = read_cases(protocol.data, base, cache_dir=data_dir, progress=progress)
     pool = [r for r in _pool(protocol, records) if r.case_key not in seen_keys]
     eligible, excluded = apply_eligibility(
         pool, protocol.sampling.eligibility, pool_split=protocol.sampling.pool_split
