@@ -25,6 +25,7 @@ from studyhub.commands import plan as plan_commands
 from studyhub.commands import rating as rating_commands
 from studyhub.commands import serve as serve_commands
 from studyhub.commands import stats as stats_commands
+from studyhub.commands.render import plain_console
 from studyhub.errors import StudyhubError
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 app.add_typer(audit_app, name="audit")
 app.add_typer(stats_commands.app, name="stats")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out: Console = plain_console()
+err: Console = plain_console(stderr=True)
 
 
 class State:
@@ -277,16 +278,19 @@ def status(study: StudyOption = None) -> None:
         st = do_status(store, study)
     finally:
         store.dispose()
-    table = Table(title=f"{st.study_id}: {st.title}", show_header=False)
-    table.add_row("state", st.state)
-    table.add_row("design", st.design)
-    table.add_row("registered", st.registered_at.isoformat(timespec="seconds"))
-    table.add_row("hash", st.registration_hash)
-    table.add_row("amendments", str(st.amendments))
-    for key, value in st.counts.items():
-        table.add_row(key, str(value))
+    table = Table(title=Text(f"{st.study_id}: {st.title}"), show_header=False)
     ok = st.registration_check.startswith("OK")
-    table.add_row("registration", "matches the audit log" if ok else "FAILED (see below)")
+    rows = {
+        "state": st.state,
+        "design": st.design,
+        "registered": st.registered_at.isoformat(timespec="seconds"),
+        "hash": st.registration_hash,
+        "amendments": str(st.amendments),
+        **{key: str(value) for key, value in st.counts.items()},
+        "registration": "matches the audit log" if ok else "FAILED (see below)",
+    }
+    for key, value in rows.items():
+        table.add_row(Text(key), Text(value))
     out.print(table)
     if not ok:
         err.print(st.registration_check, markup=False)
@@ -352,11 +356,12 @@ def audit_anchor(
     """Print the chain's head (sequence number, hash, UTC time) to keep outside the database."""
     import json
 
+    from studyhub.commands.outputs import writable_file
     from studyhub.store.db import open_store
     from studyhub.store.verify import anchor
 
     if out_file is not None:
-        _writable(out_file, "--out")
+        writable_file(out_file, option="--out")
     store = open_store(state.db, create=False)
     try:
         with store.snapshot() as s:
@@ -367,17 +372,6 @@ def audit_anchor(
     if out_file is not None:
         out_file.write_text(text + "\n", encoding="utf-8")
     out.print(text, markup=False)
-
-
-def _writable(path: Path, option: str) -> None:
-    from studyhub.errors import InputError
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise InputError(
-            f"{option} {str(path)!r}: the folder {str(folder)!r} does not exist or is not "
-            "writable; create it or choose another path"
-        )
 
 
 cases_commands.register_commands(app, state, out)
@@ -395,9 +389,10 @@ def demo(
     ] = Path("demo-study"),
 ) -> None:
     """Run the built-in demo study as far as the pipeline goes."""
+    from studyhub.commands.outputs import writable_folder
     from studyhub.demo.run import run_demo
 
-    run_demo(out_dir, console=out)
+    run_demo(writable_folder(out_dir, option="--out"), console=out)
 
 
 # --- entry point -----------------------------------------------------------------

@@ -143,3 +143,56 @@ def test_a_failed_first_registration_leaves_no_database_file(  # type: ignore[no
     assert result.exit_code == 1
     assert "internal error: RuntimeError: disk on fire" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("fresh")) == []
+
+
+# --- messages print verbatim: no rich markup, no emoji codes ----------------------------
+
+
+def test_file_names_with_emoji_codes_and_markup_print_verbatim(cli, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    named = demo_copy.with_name("study:warning:v2 [bold]x[red].yaml")  # no "/" in a file name
+    named.write_text(demo_copy.read_text())
+    result = cli("validate", str(named))
+    assert result.exit_code == 0, result.output
+    assert f"({named})" in result.stdout
+    assert "⚠" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name", ["study:warning:v2.yaml", "[bold]nope[red].yaml", ":smile:[b].yaml"]
+)
+def test_errors_naming_such_files_exit_2_verbatim_and_write_nothing(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / name
+    bad.write_text("id: x\nunknown_key: 1\n")
+    result = cli("register", str(bad))
+    assert result.exit_code == 2, result.output
+    assert str(bad) in result.stderr and "⚠" not in result.stderr
+    missing = cli("register", str(tmp_path / f"missing-{name}"))
+    assert missing.exit_code == 2
+    assert f"missing-{name}" in missing.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no database file
+
+
+def test_rater_names_with_markup_list_verbatim(
+    cli, tmp_path: Path, demo_copy: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "250")  # one table row per line
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert cli("--db", db, "register", str(demo_copy)).exit_code == 0
+    name = "Dr [bold]Ada[/] :warning:"
+    added = cli("--db", db, "rater", "add", name, "--qual", "inspection_years=3")
+    assert added.exit_code == 0, added.output
+    assert f"added rater {name!r}" in added.stdout
+    listed = cli("--db", db, "rater", "list")
+    assert listed.exit_code == 0
+    assert name in listed.stdout
+
+
+def test_demo_out_under_a_file_exits_2_and_writes_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "file.txt").write_text("x")
+    result = cli("demo", "--out", str(tmp_path / "file.txt" / "study"))
+    assert result.exit_code == 2
+    assert "--out" in result.stderr and "is a file, not a folder" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]

@@ -145,3 +145,144 @@ def test_compare_on_a_csv(cli, tmp_path: Path) -> None:  # type: ignore[no-untyp
     )
     rows = {r["arm"]: r for r in res["contrasts"]}
     assert rows["ig"]["estimate"] > 0.5 and rows["ig"]["reject"]
+
+
+# --- malformed CSVs: non-finite values are refused with exit 2, naming value, row and fix ---
+
+
+def _long_csv(tmp_path: Path, kind: str) -> Path:
+    """A clean CSV for one subcommand (every command below passes on it)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    if kind == "mrmc":
+        rows = [
+            {"reader": f"r{r}", "modality": m, "case": f"c{c}", "truth": c % 2}
+            for r in range(3)
+            for m in ("A", "B")
+            for c in range(10)
+        ]
+    elif kind == "arms":
+        rows = [
+            {"arm": a, "rater": f"r{r}", "case": f"c{c}"}
+            for a in ("control", "ig")
+            for r in range(4)
+            for c in range(8)
+        ]
+    else:
+        raters = ("a", "b") if kind == "two" else ("a", "b", "c")
+        rows = [{"case": f"c{c}", "rater": r} for c in range(10) for r in raters]
+    frame = pd.DataFrame(rows).assign(rating=rng.integers(1, 6, len(rows)).astype(float))
+    if kind == "correlation":
+        frame = frame.assign(metric=rng.random(len(frame)))
+    path = tmp_path / f"{kind}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _spoil(path: Path, column: str, row: int, token: str) -> None:
+    """Write ``token`` into ``column`` of spreadsheet row ``row`` (header = row 1)."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row - 1].split(",")
+    cells[header.index(column)] = token
+    lines[row - 1] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+# (command and options, CSV kind, column, spreadsheet row, token, expected message part)
+NON_FINITE = [
+    (["icc"], "three", "rating", 5, "inf", "'rating' has an infinite value (inf at row 5)"),
+    (["icc"], "three", "rating", 9, "-inf", "'rating' has an infinite value (-inf at row 9)"),
+    (["icc"], "three", "rater", 4, "", "raters column 'rater' has a missing value (row 4)"),
+    (["mrmc"], "mrmc", "rating", 7, "inf", "'rating' has an infinite value (inf at row 7)"),
+    (["mrmc"], "mrmc", "truth", 3, "nan", "truth column 'truth' has a missing value (row 3)"),
+    (["correlation"], "correlation", "metric", 4, "inf", "(inf at row 4)"),
+    (["correlation"], "correlation", "rating", 6, "-inf", "(-inf at row 6)"),
+    (["alpha", "--units", "case"], "three", "rating", 6, "inf", "(inf at row 6)"),
+    (["alpha", "--units", "case"], "three", "rater", 8, "NaN", "'rater' has a missing value"),
+    (["compare", "--reference", "control"], "arms", "rating", 9, "-inf", "(-inf at row 9)"),
+    (["compare", "--reference", "control"], "arms", "case", 2, "", "'case' has a missing value"),
+    (["kappa"], "two", "rating", 6, "inf", "'rating' has an infinite value (inf at row 6)"),
+    (["kappa"], "two", "rating", 3, "-Infinity", "(-inf at row 3)"),
+    (["fleiss"], "three", "rating", 2, "inf", "(inf at row 2)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "kind", "column", "row", "token", "expected"),
+    NON_FINITE,
+    ids=[f"{c[0][0]}-{c[2]}-{c[4] or 'empty'}" for c in NON_FINITE],
+)
+def test_non_finite_values_exit_2_naming_value_row_and_fix(  # type: ignore[no-untyped-def]
+    cli,
+    tmp_path: Path,
+    command: list[str],
+    kind: str,
+    column: str,
+    row: int,
+    token: str,
+    expected: str,
+) -> None:
+    csv = _long_csv(tmp_path, kind)
+    assert cli("stats", command[0], str(csv), *command[1:], "--json").exit_code == 0
+    _spoil(csv, column, row, token)
+    out = tmp_path / "out.imrmc"
+    extra = ["--imrmc-out", str(out)] if command[0] == "mrmc" else []
+    result = cli("stats", command[0], str(csv), *command[1:], *extra)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    fix = "or drop the row" if token.lower().lstrip("-") in ("inf", "infinity") else "drop the row"
+    assert fix in result.stderr
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [csv.name]  # nothing written
+
+
+def test_many_infinite_ratings_are_counted(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = _long_csv(tmp_path, "three")
+    for row in range(2, 10):
+        _spoil(csv, "rating", row, "inf")
+    result = cli("stats", "icc", str(csv))
+    assert result.exit_code == 2
+    assert "has 8 infinite values (inf at row 2, inf at row 3, inf at row 4, " in result.stderr
+    assert "inf at row 6 and 3 more); every value in 'rating' must be a finite number" in (
+        result.stderr
+    )
+
+
+def test_criteria_refuses_an_infinite_value(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.paths import DEMO_PROTOCOL
+
+    csv = _ratings_csv(tmp_path)
+    _spoil(csv, "value", 12, "inf")
+    result = cli("stats", "criteria", str(csv), "--protocol", str(DEMO_PROTOCOL))
+    assert result.exit_code == 2
+    assert "value column 'value' has an infinite value (inf at row 12)" in result.stderr
+    assert "correct it or drop the row" in result.stderr
+
+
+# --- output files: checked before any work, refused with exit 2 ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("missing/dir/x.imrmc", "does not exist; create it first (mkdir -p"),
+        ("folder", "is a folder; give the path of a file to write"),
+        ("file.txt/x.imrmc", "is a file, not a folder; give a path in an existing folder"),
+    ],
+)
+def test_unwritable_imrmc_out_exits_2_before_the_analysis(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, target: str, expected: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("not a folder")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    out = tmp_path / target
+    csv = REF / "vandyke_mrmc_roc" / "ratings_long.csv"
+    result = cli("stats", "mrmc", str(csv), "--imrmc-out", str(out))
+    assert result.exit_code == 2, result.output
+    assert f"--imrmc-out {str(out)!r}" in result.stderr and expected in result.stderr
+    assert result.stdout == ""  # refused before the analysis ran
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before

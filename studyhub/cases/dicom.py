@@ -36,6 +36,7 @@ __all__ = [
     "DICOM_METADATA_KEYS",
     "DicomImage",
     "apply_window",
+    "has_dicom_suffix",
     "is_dicom",
     "modality_bytes",
     "modality_from_bytes",
@@ -83,6 +84,22 @@ class DicomImage:
     monochrome1: bool
     max_stored: float
     metadata: dict[str, str | float]
+
+
+def has_dicom_suffix(name: str) -> bool:
+    """Whether a file name ends in ``.dcm`` or ``.dicom`` (any case).
+
+    Parameters
+    ----------
+    name : str
+        A file name or path.
+
+    Returns
+    -------
+    bool
+        True for the DICOM suffixes :func:`is_dicom` recognises.
+    """
+    return name.lower().endswith(_SUFFIXES)
 
 
 def is_dicom(path: Path, head: bytes | None = None) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, object_session
 
 from studyhub.cases.dataset import read_cases
 from studyhub.cases.eligibility import apply_eligibility
+from studyhub.cases.manifest import Progress
 from studyhub.cases.pool import calibration_cases, no_case_in, pool_cases, pool_frame
 from studyhub.cases.records import CaseRecord, load_image
 from studyhub.cases.sampling import diversity_figure, draw_sample, standardized_differences
@@ -238,9 +239,18 @@ def _case_list_hash(keys: list[str]) -> str:
 
 
 def sample_retrospective(
-    store: Store, study_id: str | None, *, data_dir: Path, actor: str
+    store: Store,
+    study_id: str | None,
+    *,
+    data_dir: Path,
+    actor: str,
+    progress: Progress | None = None,
 ) -> EnrollmentResult:
-    """Draw the protocol's sample from the pool and enroll it (once; reruns are no-ops)."""
+    """Draw the protocol's sample from the pool and enroll it (once; reruns are no-ops).
+
+    ``progress`` hears how far reading the data source has come (see
+    :func:`~studyhub.cases.dataset.read_cases`).
+    """
     with store.session() as s:
         study = get_study(s, study_id)
         lifecycle.require(study, "sample")
@@ -251,7 +261,7 @@ def sample_retrospective(
             f"study {study.id!r} is prospective: cases are enrolled consecutively with "
             "studyhub enroll, not sampled from a pool"
         )
-    records = read_cases(protocol.data, base, cache_dir=data_dir)
+    records = read_cases(protocol.data, base, cache_dir=data_dir, progress=progress)
     pool = pool_cases(protocol, records)
     if not pool:
         raise DataError(
@@ -357,9 +367,18 @@ def _report(
 
 
 def enroll_prospective(
-    store: Store, study_id: str | None, *, data_dir: Path, actor: str, limit: int | None = None
+    store: Store,
+    study_id: str | None,
+    *,
+    data_dir: Path,
+    actor: str,
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> EnrollmentResult:
-    """Enroll the next consecutive eligible cases, up to the protocol's target count."""
+    """Enroll the next consecutive eligible cases, up to the protocol's target count.
+
+    ``progress`` hears how far reading the data source has come.
+    """
     with store.session() as s:
         study = get_study(s, study_id)
         lifecycle.require(study, "enroll")
@@ -383,7 +402,7 @@ def enroll_prospective(
         )
     if limit is not None and limit < 1:
         raise DataError(f"--limit is {limit}; give a positive number of cases")
-    records = read_cases(protocol.data, base, cache_dir=data_dir)
+    records = read_cases(protocol.data, base, cache_dir=data_dir, progress=progress)
     if not pool_cases(protocol, records):
         raise DataError(
             no_case_in(records, "sampling.pool_split", str(protocol.sampling.pool_split))

@@ -10,7 +10,9 @@ so that :mod:`studyhub.cases.dataset` checks every layout the same way.
     absent, the cases have no masks or splits; renamed ones must exist), an
     optional ``case_id`` column (the case key; else the image path is), and any
     other columns as metadata. Paths are relative to the manifest's folder or
-    absolute. UTF-8 (a spreadsheet's byte-order mark is fine).
+    absolute, and must lie in the manifest's folder (the data root) unless the
+    protocol sets ``data.allow_outside_root: true``. UTF-8 (a spreadsheet's
+    byte-order mark is fine).
 ``folders``
     ``data.path`` is a folder with one sub-folder per label (images may sit in
     nested folders below it). Masks, optional, mirror the images under
@@ -19,12 +21,15 @@ so that :mod:`studyhub.cases.dataset` checks every layout the same way.
     are listed in sorted path order. Image files are those ending in
     :data:`IMAGE_SUFFIXES`; hidden files and other files are ignored. A sub-folder
     that is not a label, an image outside the class folders and a mask without
-    its image are errors.
+    its image are errors. An image or mask that is a link to a file outside the
+    folder is refused unless the protocol sets ``data.allow_outside_root: true``.
 ``dicom``
     ``data.path`` is a folder of DICOM files plus a sidecar ``labels.csv``, a
     manifest whose image column is ``file`` (path relative to the folder) and
     whose other columns follow the ``csv`` rules (label, optional mask, split,
-    ``case_id``, metadata). Every DICOM file in the folder must be listed.
+    ``case_id``, metadata). Every DICOM file in the folder must be listed; files
+    (and links) outside the folder are refused unless the protocol sets
+    ``data.allow_outside_root: true``.
 ``demo``
     The synthetic inspection domain of :mod:`studyhub.demo.synth`, written once
     into a cache folder (:func:`materialise_demo`) and read as a ``csv`` manifest.
@@ -40,7 +45,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studyhub.cases.dicom import is_dicom
-from studyhub.cases.manifest import Table, read_manifest, resolve_columns, resolved, suggest
+from studyhub.cases.manifest import (
+    PathResolver,
+    Progress,
+    Table,
+    read_manifest,
+    resolve_columns,
+    suggest,
+)
 from studyhub.errors import DataError
 from studyhub.protocol.schema import DataSource
 
@@ -152,7 +164,7 @@ def _folders_table(root: Path, data: DataSource) -> Table:
     return table
 
 
-def _dicom_table(root: Path, data: DataSource) -> Table:
+def _dicom_table(root: Path, data: DataSource, progress: Progress | None) -> Table:
     if not root.is_dir():
         raise DataError(
             f"data.path {str(root)!r} is not a folder; for kind dicom give the folder of "
@@ -165,14 +177,27 @@ def _dicom_table(root: Path, data: DataSource) -> Table:
             f"file,{data.label_column} (file relative to the folder; optional "
             f"{data.split_column or 'split'}, case_id and metadata columns)"
         )
-    table = read_manifest(sidecar, kind="dicom")
+    table = read_manifest(sidecar, kind="dicom", progress=progress)
     resolve_columns(table, data, image_column="file")
-    listed = {resolved(root, cells.get("file", "")) for _, _, cells, _ in table.rows}
+    resolve = PathResolver(root)
+    listed = {resolve(cells.get("file", "")) for _, _, cells, _ in table.rows}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        if path == sidecar or path.resolve() in listed or not is_dicom(path):
+        real = resolve(rel.as_posix())
+        if path == sidecar or real in listed:
+            continue
+        if real is not None and not resolve.inside(real) and not data.allow_outside_root:
+            table.extra_problems.append(
+                (
+                    f"file '{rel.as_posix()}'",
+                    f"links to {str(real)!r}, outside the DICOM folder (the data root); remove "
+                    "the link, or set data.allow_outside_root: true in the protocol",
+                )
+            )
+            continue  # a file outside the data root is never opened
+        if not is_dicom(path):
             continue
         table.extra_problems.append(
             (
@@ -253,7 +278,14 @@ def materialise_demo(data: DataSource, cache_dir: Path | None, seed: int) -> Pat
     return folder / "manifest.csv"
 
 
-def source_table(data: DataSource, base_dir: Path, cache_dir: Path | None, seed: int) -> Table:
+def source_table(
+    data: DataSource,
+    base_dir: Path,
+    cache_dir: Path | None,
+    seed: int,
+    *,
+    progress: Progress | None = None,
+) -> Table:
     """Read a data source's layout into a table of rows (files not yet checked).
 
     Parameters
@@ -266,6 +298,9 @@ def source_table(data: DataSource, base_dir: Path, cache_dir: Path | None, seed:
         Demo cache folder (None: :func:`default_cache_dir`).
     seed : int
         Demo generator seed.
+    progress : callable, optional
+        Hears ``progress("reading manifest", bytes_read, size)`` while a manifest
+        is read.
 
     Returns
     -------
@@ -279,27 +314,27 @@ def source_table(data: DataSource, base_dir: Path, cache_dir: Path | None, seed:
         required column or ``labels.csv``.
     """
     readers: dict[str, Callable[[], Table]] = {
-        "csv": lambda: _csv_table(_located(data, base_dir), data),
+        "csv": lambda: _csv_table(_located(data, base_dir), data, progress),
         "folders": lambda: _folders_table(_located(data, base_dir), data),
-        "dicom": lambda: _dicom_table(_located(data, base_dir), data),
-        "demo": lambda: _demo_table(materialise_demo(data, cache_dir, seed), data),
+        "dicom": lambda: _dicom_table(_located(data, base_dir), data, progress),
+        "demo": lambda: _demo_table(materialise_demo(data, cache_dir, seed), data, progress),
     }
     return readers[data.kind]()
 
 
-def _csv_table(path: Path, data: DataSource) -> Table:
+def _csv_table(path: Path, data: DataSource, progress: Progress | None) -> Table:
     if path.is_dir():
         raise DataError(
             f"data.path {str(path)!r} is a folder but data.kind is csv; point data.path at "
             "the manifest file, or set data.kind to folders or dicom"
         )
-    table = read_manifest(path, kind="csv")
+    table = read_manifest(path, kind="csv", progress=progress)
     resolve_columns(table, data, image_column=data.image_column)
     return table
 
 
-def _demo_table(manifest: Path, data: DataSource) -> Table:
-    table = read_manifest(manifest, kind="csv")
+def _demo_table(manifest: Path, data: DataSource, progress: Progress | None) -> Table:
+    table = read_manifest(manifest, kind="csv", progress=progress)
     demo = DataSource(kind="csv", path=str(manifest), labels=list(data.labels))
     resolve_columns(table, demo, image_column=demo.image_column)
     return table

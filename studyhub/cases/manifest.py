@@ -17,10 +17,12 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from studyhub.cases.records import MetadataValue
 from studyhub.errors import DataError
@@ -30,10 +32,13 @@ __all__ = [
     "KEY_COLUMN",
     "ROW_NOUN",
     "Columns",
+    "PathResolver",
+    "Progress",
     "Table",
     "read_manifest",
     "resolve_columns",
     "resolved",
+    "shown_columns",
     "suggest",
 ]
 
@@ -43,6 +48,7 @@ KEY_COLUMN = "case_id"
 ROW_NOUN: dict[str, str] = {"csv": "row", "dicom": "row", "folders": "file"}
 """What one listed case is called in messages, per table kind."""
 
+_NAME = re.compile(r"[\w .-]{1,100}\Z")  # a plausible lone column name
 _INT = re.compile(r"[+-]?(0|[1-9]\d*)\Z")
 _FLOAT = re.compile(r"[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?\Z")
 
@@ -76,6 +82,9 @@ class Table:
         Folder that relative paths in cells are relative to.
     path_hint : str
         How paths are written, for fixes ("relative to the manifest's folder").
+    root_name : str
+        The data root in words ("the manifest's folder"): paths must stay in it
+        unless the protocol sets ``data.allow_outside_root``.
     empty_fix : str
         What to do when the source lists no case.
     remove : str
@@ -95,6 +104,7 @@ class Table:
     base: Path
     path_hint: str
     empty_fix: str
+    root_name: str = "the manifest's folder"
     remove: str = "remove the row"
     header: list[str] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
@@ -111,6 +121,7 @@ class Table:
             base=root,
             path_hint="relative to the data folder",
             empty_fix="put the images in one sub-folder per label, named as in data.labels",
+            root_name="the data folder",
             remove="move the file out of the folder",
             header=["image", "label", "mask"],
         )
@@ -120,8 +131,13 @@ class Table:
         self.rows.append((len(self.rows) + 1, where, cells, {}))
 
 
-def read_manifest(path: Path, *, kind: Literal["csv", "dicom"]) -> Table:
+def read_manifest(
+    path: Path, *, kind: Literal["csv", "dicom"], progress: Progress | None = None
+) -> Table:
     """Read a CSV manifest into a table of text cells (columns not yet assigned).
+
+    The file is read as a stream (never whole into memory) with the standard
+    CSV dialect; ``progress`` hears how many bytes are read.
 
     Parameters
     ----------
@@ -129,6 +145,9 @@ def read_manifest(path: Path, *, kind: Literal["csv", "dicom"]) -> Table:
         The CSV file (UTF-8, optionally with a byte-order mark).
     kind : {"csv", "dicom"}
         ``dicom`` for a DICOM folder's ``labels.csv``.
+    progress : callable, optional
+        Called as ``progress("reading manifest", bytes_read, file_size)`` while
+        the file is read.
 
     Returns
     -------
@@ -139,8 +158,10 @@ def read_manifest(path: Path, *, kind: Literal["csv", "dicom"]) -> Table:
     Raises
     ------
     DataError
-        If the file is missing, not UTF-8 text, not parseable CSV, empty, or has
-        unnamed or repeated column names.
+        If the file is missing, not a CSV manifest (binary, not UTF-8 text, no
+        comma-separated header), not parseable CSV, empty, or has unnamed or
+        repeated column names. No message quotes the file's content beyond its
+        column names, shortened.
     """
     what = f"manifest {str(path)!r}" if kind == "csv" else f"DICOM labels file {str(path)!r}"
     table = Table(
@@ -151,60 +172,175 @@ def read_manifest(path: Path, *, kind: Literal["csv", "dicom"]) -> Table:
             "relative to the manifest's folder" if kind == "csv" else "relative to the DICOM folder"
         ),
         empty_fix="add one row per case" if kind == "csv" else "add one row per DICOM file",
+        root_name="the manifest's folder" if kind == "csv" else "the DICOM folder",
     )
     if not path.is_file():
         raise DataError(
             f"{what} does not exist; check data.path (it is relative to the protocol's folder)"
         )
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        with path.open("rb") as raw:
+            if b"\0" in raw.read(_SNIFF_BYTES):
+                raise DataError(
+                    f"{what} is not a CSV manifest: it holds binary data (NUL bytes), not text; "
+                    "point data.path at the CSV file (UTF-8 text with a header row)"
+                )
+            raw.seek(0)
+            counted = io.BufferedReader(_Counted(raw, progress))
+            with io.TextIOWrapper(counted, encoding="utf-8-sig", newline="") as text:
+                _read_records(table, csv.reader(text))
     except UnicodeDecodeError as exc:
-        raise DataError(f"{what} is not UTF-8 text ({exc}); save it as CSV UTF-8") from exc
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise DataError(
+            f"{what} is not UTF-8 text, so not a CSV manifest (byte 0x{bad} cannot be decoded: "
+            f"{exc.reason}); save it as CSV UTF-8"
+        ) from None
     except OSError as exc:
-        raise DataError(f"cannot read {what} ({exc}); check its permissions") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise DataError(
-            f"{what} is not valid CSV near line {reader.line_num} ({exc}); "
-            "save it again as comma-separated values"
-        ) from exc
-    if not records or not any(cell.strip() for cell in records[0]):
-        raise DataError(f"{what} is empty; write a header row and one row per case")
-    header = [name.strip() for name in records[0]]
-    unnamed = [i + 1 for i, name in enumerate(header) if not name]
-    repeated = sorted({name for name in header if name and header.count(name) > 1})
-    if unnamed or repeated:
-        raise DataError(
-            f"{what} has "
-            + (f"unnamed column(s) at position(s) {unnamed}" if unnamed else "")
-            + (" and " if unnamed and repeated else "")
-            + (f"repeated column name(s) {repeated}" if repeated else "")
-            + "; give every column a unique name in the header row"
-        )
-    table.header = header
-    for number, cells in enumerate(records[1:], start=2):
-        values = [cell.strip() for cell in cells]
-        if not any(values):
-            continue
-        order = len(table.rows)
-        if len(values) > len(header) and any(values[len(header) :]):
-            table.row_problems[order] = [
-                f"it has {len(values)} cells but the header has {len(header)} columns; "
-                "quote cells that contain commas, or remove the extra cells"
-            ]
-        padded = values[: len(header)] + [""] * (len(header) - len(values))
-        table.rows.append((number, f"row {number}", dict(zip(header, padded, strict=True)), {}))
+        raise DataError(f"cannot read {what} ({exc.strerror}); check its permissions") from None
     return table
+
+
+_SNIFF_BYTES = 8192  # a NUL byte this early means a binary file, not a manifest
+_SHOWN_NAMES = 10  # column names a message lists
+_NAME_CHARS = 40  # characters of each listed name
+
+
+def shown_columns(names: list[str]) -> str:
+    """Column names for a message: at most 10, each cut to 40 characters.
+
+    A file that is not a manifest has its first line as "column names", so a
+    message never quotes more of a file than this.
+    """
+    cut = [n if len(n) <= _NAME_CHARS else n[: _NAME_CHARS - 1] + "…" for n in names]
+    more = f" and {len(names) - _SHOWN_NAMES} more" if len(names) > _SHOWN_NAMES else ""
+    return f"{cut[:_SHOWN_NAMES]}{more}"
+
+
+Progress = Callable[[str, int, int], None]
+"""A progress callback: ``progress(stage, done, total)``."""
+
+
+class _Counted(io.RawIOBase):
+    """A binary file that reports the bytes read to a progress callback (about every MiB)."""
+
+    def __init__(self, raw: io.BufferedReader, progress: Progress | None) -> None:
+        super().__init__()
+        self._raw = raw
+        self._progress = progress
+        self._total = os.fstat(raw.fileno()).st_size
+        self._done = 0
+        self._reported = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer) or 0
+        self._done += n
+        if self._progress is not None and (n == 0 or self._done - self._reported >= 1 << 20):
+            self._reported = self._done
+            self._progress("reading manifest", self._done, max(self._total, self._done))
+        return n
+
+
+def _read_records(table: Table, reader: Iterator[list[str]]) -> None:
+    """Fill ``table`` from a CSV reader: header checks, then one row per non-blank record."""
+    what = table.what
+    try:
+        first = next(reader, None)
+        if first is None or not any(cell.strip() for cell in first):
+            raise DataError(f"{what} is empty; write a header row and one row per case")
+        header = [name.strip() for name in first]
+        if len(header) < 2 and not _NAME.match(header[0]):
+            raise DataError(
+                f"{what} is not a CSV manifest: its first line is not a header of "
+                "comma-separated column names (a manifest names at least its image and label "
+                "columns, e.g. image_path,label); point data.path at the CSV manifest"
+            )
+        unnamed = [i + 1 for i, name in enumerate(header) if not name]
+        repeated = sorted({name for name in header if name and header.count(name) > 1})
+        if unnamed or repeated:
+            raise DataError(
+                f"{what} has "
+                + (f"unnamed column(s) at position(s) {unnamed}" if unnamed else "")
+                + (" and " if unnamed and repeated else "")
+                + (f"repeated column name(s) {shown_columns(repeated)}" if repeated else "")
+                + "; give every column a unique name in the header row"
+            )
+        table.header = header
+        width = len(header)
+        for number, cells in enumerate(reader, start=2):
+            values = [cell.strip() for cell in cells]
+            if not any(values):
+                continue
+            if len(values) > width and any(values[width:]):
+                table.row_problems[len(table.rows)] = [
+                    f"it has {len(values)} cells but the header has {width} columns; "
+                    "quote cells that contain commas, or remove the extra cells"
+                ]
+            padded = values[:width] + [""] * (width - len(values))
+            table.rows.append((number, f"row {number}", dict(zip(header, padded, strict=True)), {}))
+    except csv.Error as exc:
+        line = getattr(reader, "line_num", "?")
+        raise DataError(
+            f"{what} is not valid CSV near line {line} ({exc}); "
+            "save it again as comma-separated values"
+        ) from None
+
+
+class PathResolver:
+    """Absolute, symlink-free paths of the cells of a table, and whether they stay in its root.
+
+    Equivalent to ``(base / cell).resolve()``, but each folder is resolved once
+    and each file costs one ``lstat`` (to follow it when it is a link), so that
+    a manifest of a million rows resolves in seconds.
+
+    Parameters
+    ----------
+    base : Path
+        Folder that relative cells are relative to.
+    root : Path, optional
+        The data root paths must stay in (default: ``base``).
+    """
+
+    def __init__(self, base: Path, root: Path | None = None) -> None:
+        self._base = str(base)
+        self._folders: dict[str, str] = {}
+        self.root = Path(os.path.realpath(root if root is not None else base))
+        text = str(self.root)
+        self._prefix = text if text.endswith(os.sep) else text + os.sep
+
+    def __call__(self, cell: str) -> Path | None:
+        """The absolute path ``cell`` names, links followed, or None if it is not a valid path."""
+        text = self.text(cell)
+        return None if text is None else Path(text)
+
+    def text(self, cell: str) -> str | None:
+        """:meth:`__call__` as a string (cheaper: no ``Path`` object is built)."""
+        if "\0" in cell:
+            return None
+        full = os.path.join(self._base, cell)
+        head, name = os.path.split(full)
+        try:
+            if name in ("", ".", ".."):
+                return os.path.realpath(full)
+            folder = self._folders.get(head)
+            if folder is None:
+                folder = self._folders[head] = os.path.realpath(head)
+            candidate = os.path.join(folder, name)
+            return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+        except (OSError, ValueError):
+            return None
+
+    def inside(self, path: Path | str) -> bool:
+        """Whether a resolved ``path`` lies in the data root."""
+        text = str(path)
+        return text == str(self.root) or text.startswith(self._prefix)
 
 
 def resolved(base: Path, cell: str) -> Path | None:
     """The absolute path a manifest cell names (relative to ``base``), or None if invalid."""
-    try:
-        return (base / cell).resolve()
-    except (OSError, ValueError):  # e.g. an embedded NUL character
-        return None
+    return PathResolver(base)(cell)
 
 
 def suggest(value: str, choices: list[str]) -> str:
@@ -214,14 +350,14 @@ def suggest(value: str, choices: list[str]) -> str:
 
 
 def _typed(values: list[str]) -> type[bool] | type[int] | type[float] | type[str]:
-    present = [v for v in values if v]
+    present = set(filter(None, values))  # each distinct value is checked once
     if not present:
         return str
     if all(v.lower() in ("true", "false") for v in present):
         return bool
-    if all(_INT.match(v) for v in present):
+    if all(map(_INT.match, present)):
         return int
-    if all(_FLOAT.match(v) for v in present):
+    if all(map(_FLOAT.match, present)):
         return float
     return str
 
@@ -269,9 +405,16 @@ def resolve_columns(table: Table, data: DataSource, *, image_column: str) -> Non
         settings = "data.image_column, data.label_column, data.mask_column or data.split_column"
         if table.kind == "dicom":
             settings = "data.label_column, data.mask_column or data.split_column"
+        expected = {image_column, data.label_column, data.mask_column, data.split_column}
+        hint = (
+            ""
+            if expected & set(header)
+            else " (none of them is a column a manifest needs: is this file the CSV manifest?)"
+        )
         raise DataError(
-            f"{table.what} lacks required column(s) {missing}; its columns are {header}. "
-            f"Add the column(s), or set {settings} to the column that holds them"
+            f"{table.what} lacks required column(s) {missing}; its columns are "
+            f"{shown_columns(header)}{hint}. Add the column(s), or set {settings} to the column "
+            "that holds them"
         )
     key = KEY_COLUMN if KEY_COLUMN in header else None
     roles = {image_column, data.label_column, key, *optional.values()}
@@ -283,8 +426,9 @@ def resolve_columns(table: Table, data: DataSource, *, image_column: str) -> Non
         key=key,
         metadata=[name for name in header if name not in roles],
     )
-    kinds = {name: _typed([cells[name] for _, _, cells, _ in table.rows]) for name in header}
-    for _, _, cells, meta in table.rows:
-        for name in table.columns.metadata:
-            if cells[name]:
-                meta[name] = _convert(cells[name], kinds[name])
+    for name in table.columns.metadata:
+        column = [cells[name] for _, _, cells, _ in table.rows]
+        kind = _typed(column)
+        for (_, _, _, meta), value in zip(table.rows, column, strict=True):
+            if value:
+                meta[name] = _convert(value, kind)

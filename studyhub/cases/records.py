@@ -189,13 +189,13 @@ def pil_mask(img: Image.Image) -> NDArray[np.integer]:
     return arr
 
 
-def open_pil(data: bytes) -> Image.Image:
-    """Decode image bytes fully with Pillow (refusing multi-frame files).
+def open_pil(data: bytes | Path) -> Image.Image:
+    """Decode an image fully with Pillow (refusing multi-frame files).
 
     Parameters
     ----------
-    data : bytes
-        The file's bytes.
+    data : bytes or Path
+        The file's bytes, or the file (decoded without reading it whole first).
 
     Returns
     -------
@@ -207,9 +207,10 @@ def open_pil(data: bytes) -> Image.Image:
     ValueError
         If the file has several frames. Pillow's own errors pass through.
     """
-    img = Image.open(io.BytesIO(data))
+    img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     frames = int(getattr(img, "n_frames", 1))
     if frames > 1:
+        img.close()
         raise ValueError(f"it has {frames} frames; give one single-frame image per case")
     img.load()
     return img

@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from studyhub.commands.render import plain_console, texts
+
 __all__ = ["register_commands"]
 
 
@@ -46,24 +48,26 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                 table.add_column(col)
             for row in bal.raters:
                 table.add_row(
-                    row.rater,
-                    row.status,
-                    str(row.sessions),
-                    *(str(row.reads_per_arm[a]) for a in bal.arms),
-                    str(row.catch),
-                    str(row.repeat),
-                    str(row.training),
-                    "-" if row.min_gap is None else str(row.min_gap),
+                    *texts(
+                        row.rater,
+                        row.status,
+                        row.sessions,
+                        *(row.reads_per_arm[a] for a in bal.arms),
+                        row.catch,
+                        row.repeat,
+                        row.training,
+                        "-" if row.min_gap is None else row.min_gap,
+                    )
                 )
             # the table is wide (one column per arm): never truncate it to the terminal
             width = max(out.width, 70 + max(len(a) + 3 for a in bal.arms) * len(bal.arms))
-            Console(width=width, file=out.file, highlight=False).print(table)
+            plain_console(width=width, file=out.file, soft_wrap=False).print(table)
             arms = Table(title="Readings per stimulus, per arm")
             for col in ("arm", "stimuli", "min", "mean", "max"):
                 arms.add_column(col)
             for a in bal.per_arm:
                 arms.add_row(
-                    a.arm, str(a.stimuli), str(a.min_reads), f"{a.mean_reads:.2f}", str(a.max_reads)
+                    *texts(a.arm, a.stimuli, a.min_reads, f"{a.mean_reads:.2f}", a.max_reads)
                 )
             out.print(arms)
             for note in notes:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-__all__ = ["DEFAULT_DATA_DIR", "print_sampling_report", "register_commands"]
+from studyhub.commands.render import plain_console, texts
+
+__all__ = ["DEFAULT_DATA_DIR", "print_sampling_report", "progress_bar", "register_commands"]
 
 #: Where generated or cached data sets live (the demo domain is materialised here).
 DEFAULT_DATA_DIR = Path("studyhub-data")
@@ -25,13 +38,53 @@ DataDirOption = Annotated[
 ]
 
 
+@contextmanager
+def progress_bar(
+    console: Console | None = None,
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on standard error for long steps, or ``None`` when it is not a terminal.
+
+    Parameters
+    ----------
+    console : rich.console.Console, optional
+        Where to draw (default: a plain console on standard error).
+
+    Yields
+    ------
+    callable or None
+        ``progress(stage, done, total)``, one bar per stage; ``None`` when the
+        console is not a terminal (a pipe, a log file), so nothing is drawn there.
+    """
+    console = console or plain_console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield tick
+
+
 def print_sampling_report(report: dict[str, Any], console: Console) -> None:
     """The sampling report as tables: case flow, strata, balance, diversity, calibration."""
     flow = report["flow"]
     table = Table(title="Case flow", show_header=False)
     table.add_row("assessed (pool)", str(flow["assessed"]))
     for reason, n in sorted(flow["excluded_by_reason"].items()):
-        table.add_row(f"  excluded: {reason}", str(n))
+        table.add_row(*texts(f"  excluded: {reason}", n))
     table.add_row("eligible", str(flow["eligible"]))
     table.add_row("enrolled", str(flow["enrolled"]))
     console.print(table)
@@ -39,18 +92,20 @@ def print_sampling_report(report: dict[str, Any], console: Console) -> None:
     for col in ("stratum", "eligible", "quota", "sample"):
         strata.add_column(col)
     for row in report["strata"]:
-        strata.add_row(row["stratum"], str(row["eligible"]), str(row["quota"]), str(row["sample"]))
+        strata.add_row(*texts(row["stratum"], row["eligible"], row["quota"], row["sample"]))
     console.print(strata)
     std = Table(title="Standardized differences, sample minus pool (|d| < 0.1: balanced)")
     for col in ("variable", "level", "pool", "sample", "d"):
         std.add_column(col)
     for row in report["standardized_differences"]:
         std.add_row(
-            row["variable"],
-            str(row["level"]),
-            f"{row['pool']:.3f}",
-            f"{row['sample']:.3f}",
-            f"{row['std_diff']:+.2f}",
+            *texts(
+                row["variable"],
+                row["level"],
+                f"{row['pool']:.3f}",
+                f"{row['sample']:.3f}",
+                f"{row['std_diff']:+.2f}",
+            )
         )
     console.print(std)
     div = report["diversity"]
@@ -95,9 +150,10 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
 
         store = open_store(state.db, create=False)
         try:
-            result = sample_retrospective(
-                store, study, data_dir=_data_dir(data_dir), actor=state.actor
-            )
+            with progress_bar() as progress:
+                result = sample_retrospective(
+                    store, study, data_dir=_data_dir(data_dir), actor=state.actor, progress=progress
+                )
         finally:
             store.dispose()
         verb = "already enrolled (same draw)" if result.already_done else "enrolled"
@@ -118,9 +174,15 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
 
         store = open_store(state.db, create=False)
         try:
-            result = enroll_prospective(
-                store, study, data_dir=_data_dir(data_dir), actor=state.actor, limit=limit
-            )
+            with progress_bar() as progress:
+                result = enroll_prospective(
+                    store,
+                    study,
+                    data_dir=_data_dir(data_dir),
+                    actor=state.actor,
+                    limit=limit,
+                    progress=progress,
+                )
         finally:
             store.dispose()
         r = result.report

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from studyhub.commands.cases import DataDirOption, _data_dir
+from studyhub.commands.render import texts
 
 __all__ = ["register_commands"]
 
@@ -46,15 +47,11 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                     store, study, verify, data_dir=_data_dir(data_dir), device=device
                 )
                 table = Table(title=f"Recomputed {report.checked} stimuli")
-                for col in ("stimulus", "method", "deterministic", "match", "detail"):
+                shown = ("stimulus", "method", "deterministic", "match", "detail")
+                for col in shown:
                     table.add_column(col)
                 for row in report.rows:
-                    table.add_row(
-                        *(
-                            str(row[c])
-                            for c in ("stimulus", "method", "deterministic", "match", "detail")
-                        )
-                    )
+                    table.add_row(*texts(*(row[c] for c in shown)))
                 out.print(table)
                 for row in report.rows:
                     if not row["match"]:
@@ -67,7 +64,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                     raise typer.Exit(1)
                 return
             with Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

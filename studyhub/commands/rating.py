@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from studyhub.commands.render import texts
 from studyhub.errors import InputError
 
 __all__ = ["register_commands"]
@@ -104,13 +105,15 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             table.add_column(col)
         for r in rows:
             table.add_row(
-                r.name,
-                r.role,
-                r.hint,
-                r.sso_identity or "",
-                ", ".join(f"{k}={v}" for k, v in r.qualifications.items()),
-                r.created_at.isoformat(timespec="seconds"),
-                r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
+                *texts(
+                    r.name,
+                    r.role,
+                    r.hint,
+                    r.sso_identity or "",
+                    ", ".join(f"{k}={v}" for k, v in r.qualifications.items()),
+                    r.created_at.isoformat(timespec="seconds"),
+                    r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "",
+                )
             )
         out.print(table)
 

@@ -1,4 +1,10 @@
-"""Printing typed results: rich tables for people, JSON for scripts."""
+"""Printing: plain consoles, typed results as rich tables for people, JSON for scripts.
+
+Every console of the command line prints text verbatim: no markup (``[bold]``),
+no emoji codes (``:warning:``) and no highlighting are interpreted, so a file
+named ``study:warning:v2.yaml`` prints as it is named. Table cells that hold
+user values are :class:`rich.text.Text`, verbatim whatever console prints them.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,52 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["print_result", "to_jsonable"]
+__all__ = ["plain_console", "print_result", "texts", "to_jsonable"]
+
+
+def plain_console(*, stderr: bool = False, soft_wrap: bool = True, **options: Any) -> Console:
+    """A console that prints text verbatim: markup, emoji codes and highlighting off.
+
+    Parameters
+    ----------
+    stderr : bool, default False
+        Print to standard error instead of standard output.
+    soft_wrap : bool, default True
+        Let long lines run on (the terminal wraps them) instead of cutting them.
+    **options
+        Further :class:`rich.console.Console` options (``width``, ``file`` ...).
+
+    Returns
+    -------
+    rich.console.Console
+        No markup, no emoji, no highlighting.
+    """
+    return Console(
+        stderr=stderr,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=soft_wrap,
+        **options,
+    )
+
+
+def texts(*values: object) -> list[Text]:
+    """Table cells that print verbatim: each value as ``rich.text.Text(str(value))``.
+
+    Parameters
+    ----------
+    *values
+        The cells' values (names, ids, numbers already formatted).
+
+    Returns
+    -------
+    list of rich.text.Text
+        One verbatim text per value, for ``Table.add_row(*texts(...))``.
+    """
+    return [Text(str(value)) for value in values]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -41,10 +91,10 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
     if isinstance(value, float | np.floating):
-        return "—" if not math.isfinite(float(value)) else f"{float(value):.4g}"
-    return str(value)
+        return Text("—" if not math.isfinite(float(value)) else f"{float(value):.4g}")
+    return Text(str(value))
 
 
 def print_result(result: Any, console: Console, *, title: str, as_json: bool = False) -> None:
@@ -52,7 +102,7 @@ def print_result(result: Any, console: Console, *, title: str, as_json: bool = F
     if as_json:
         console.print_json(json.dumps(to_jsonable(result), allow_nan=False))
         return
-    scalars = Table(title=title, show_header=False)
+    scalars = Table(title=Text(title), show_header=False)
     frames: list[tuple[str, pd.DataFrame]] = []
     nested: list[tuple[str, Any]] = []
     for f in dataclasses.fields(result):
@@ -66,13 +116,13 @@ def print_result(result: Any, console: Console, *, title: str, as_json: bool = F
         elif isinstance(value, dict | list) and len(str(value)) > 80:
             continue
         else:
-            scalars.add_row(f.name, _cell(value))
+            scalars.add_row(Text(f.name), _cell(value))
     console.print(scalars)
     for name, frame in frames:
         shown = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame
-        table = Table(title=name)
+        table = Table(title=Text(name))
         for col in shown.columns:
-            table.add_column(str(col))
+            table.add_column(Text(str(col)))
         for row in shown.itertuples(index=False):
             table.add_row(*(_cell(v) for v in row))
         console.print(table)

@@ -9,7 +9,8 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from studyhub.commands.render import print_result
+from studyhub.commands.outputs import writable_file
+from studyhub.commands.render import plain_console, print_result
 from studyhub.errors import InputError
 
 __all__ = ["app", "read_csv"]
@@ -18,7 +19,7 @@ app = typer.Typer(
     help="Run one analysis on a long (tidy) CSV file: one row per rating.",
     no_args_is_help=True,
 )
-out = Console(highlight=False, soft_wrap=True)
+out: Console = plain_console()
 
 CsvArg = Annotated[Path, typer.Argument(help="A CSV file with one row per rating.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -30,7 +31,11 @@ ConfOpt = Annotated[
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV, turning every failure into one clear input error."""
+    """Read a CSV, turning every failure into one clear input error.
+
+    Rows are indexed as a spreadsheet numbers them (the header is row 1, the first
+    data row is row 2), so that messages naming a row point at the line to fix.
+    """
     if not path.is_file():
         raise InputError(f"CSV file {str(path)!r} does not exist; give the path of a CSV file")
     try:
@@ -40,6 +45,7 @@ def read_csv(path: Path) -> pd.DataFrame:
             f"{path} is not a readable CSV file ({exc}); save it as comma-separated UTF-8 text "
             "with a header row"
         ) from None
+    frame.index = pd.RangeIndex(2, len(frame) + 2)
     return frame
 
 
@@ -163,6 +169,8 @@ def mrmc_cmd(
     """Obuchowski-Rockette MRMC ROC analysis (Hillis ddf), as OR-DBM MRMC and iMRMC report."""
     from studyhub.stats import mrmc, write_imrmc
 
+    if imrmc_out is not None:
+        writable_file(imrmc_out, option="--imrmc-out")
     data = read_csv(csv)
     res = mrmc(
         data,
@@ -284,6 +292,7 @@ def criteria_cmd(
     The CSV is long: columns rater, case, arm, measure (the instrument item) and value.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from studyhub.protocol.load import load_study
     from studyhub.stats import evaluate_criteria
@@ -308,7 +317,7 @@ def criteria_cmd(
         p = "—" if r.p_adjusted is None else f"{r.p_adjusted:.4g}"
         est = "—" if r.estimate is None else f"{r.estimate:.3f}"
         name = f"{r.endpoint}{' (primary)' if r.primary else ''}"
-        table.add_row(name, r.hypothesis, est, ci, p, r.verdict, r.reason)
+        table.add_row(*map(Text, (name, r.hypothesis, est, ci, p, r.verdict, r.reason)))
     out.print(table)
     out.print(
         "study success: all primary endpoints passed"

@@ -20,7 +20,14 @@ from torch import nn
 from studyhub.demo.synth import CLASS_NAMES, Sample, with_stamp
 from studyhub.errors import InputError
 
-__all__ = ["ShortcutReport", "accuracy", "measure_shortcut", "predict_proba"]
+__all__ = [
+    "ModelAgreement",
+    "ShortcutReport",
+    "accuracy",
+    "compare_models",
+    "measure_shortcut",
+    "predict_proba",
+]
 
 _PIT = CLASS_NAMES.index("pit")
 
@@ -84,6 +91,61 @@ def accuracy(model: nn.Module, preprocess: Preprocess, samples: Sequence[Sample]
     predicted = predict_proba(model, preprocess, samples).argmax(axis=1)
     labels = np.array([s.label_index for s in samples])
     return float(np.mean(predicted == labels))
+
+
+@dataclass(frozen=True)
+class ModelAgreement:
+    """How alike two models classify the same held-out cases.
+
+    Attributes
+    ----------
+    n : int
+        Number of cases.
+    accuracy_reference, accuracy_other : float
+        Accuracy of each model.
+    agreement : float
+        Fraction of cases both models assign the same class.
+    """
+
+    n: int
+    accuracy_reference: float
+    accuracy_other: float
+    agreement: float
+
+    def within(self, *, accuracy_points: float, min_agreement: float) -> bool:
+        """Whether the accuracies differ by at most ``accuracy_points`` (a fraction, e.g.
+        0.02) and the models agree on at least ``min_agreement`` of the cases."""
+        gap = abs(self.accuracy_other - self.accuracy_reference)
+        return gap <= accuracy_points and self.agreement >= min_agreement
+
+
+def compare_models(
+    reference: nn.Module, other: nn.Module, preprocess: Preprocess, samples: Sequence[Sample]
+) -> ModelAgreement:
+    """Accuracy of two models and how often they predict the same class.
+
+    Parameters
+    ----------
+    reference, other : torch.nn.Module
+        Classifiers in eval mode (e.g. the shipped weights and a retrained model).
+    preprocess : callable
+        Image -> ``(1, H, W)`` tensor.
+    samples : sequence of Sample
+        Labelled held-out cases.
+
+    Returns
+    -------
+    ModelAgreement
+    """
+    labels = np.array([s.label_index for s in samples])
+    a = predict_proba(reference, preprocess, samples).argmax(axis=1)
+    b = predict_proba(other, preprocess, samples).argmax(axis=1)
+    return ModelAgreement(
+        n=len(samples),
+        accuracy_reference=float(np.mean(a == labels)),
+        accuracy_other=float(np.mean(b == labels)),
+        agreement=float(np.mean(a == b)),
+    )
 
 
 @dataclass(frozen=True)

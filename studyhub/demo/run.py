@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
+from studyhub.errors import InputError
 from studyhub.protocol.load import load_study
 from studyhub.store.audit import verify_chain
 from studyhub.store.db import open_store
@@ -27,7 +29,13 @@ def run_demo(out_dir: Path, *, console: Console, protocol: Path = DEMO_PROTOCOL)
     from studyhub.commands.cases import print_sampling_report
     from studyhub.explain.pipeline import explain_study
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the demo folder {str(out_dir)!r} ({exc.strerror}); give --out a "
+            "folder you can write to"
+        ) from None
     data_dir = out_dir / "data"
     files = load_study(protocol)
     console.print(f"[1/4] protocol {files.protocol.id} and plan {files.plan.id} are valid")
@@ -40,7 +48,7 @@ def run_demo(out_dir: Path, *, console: Console, protocol: Path = DEMO_PROTOCOL)
         verb = "already enrolled" if sampled.already_done else "enrolled"
         console.print(f"[3/4] {len(sampled.enrolled)} cases {verb}")
         print_sampling_report(sampled.report, console)
-        with console.status("[4/4] explaining every arm for every case ..."):
+        with console.status(Text("[4/4] explaining every arm for every case ...")):
             summary = explain_study(store, reg.study_id, data_dir=data_dir, actor="demo")
         console.print(
             f"[4/4] {summary.computed} stimuli computed in {summary.seconds:.0f} s "

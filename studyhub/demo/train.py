@@ -7,10 +7,12 @@ Reproduce the shipped weights with::
 The command generates the train split in memory, trains :class:`InspectionNet`
 on one CPU thread with fixed seeds and ``torch.use_deterministic_algorithms``,
 writes a plain ``state_dict`` with :func:`torch.save`, and prints the file's
-SHA-256, the held-out test accuracy and the stamp-shortcut measurement. The
-bytes are identical from run to run on the same torch version and CPU
-instruction set; see ``weights/WEIGHTS.md`` for the recorded hash and the
-tolerance that holds elsewhere.
+SHA-256, the CPU capability and kernel fingerprint of this machine, the held-out
+test accuracy and the stamp-shortcut measurement. The bytes are identical from
+run to run on the same torch build and CPU kernels; other kernels (another CPU,
+instruction set or torch build) sum in another order and give other bits.
+:func:`kernel_fingerprint` tells the two apart cheaply; see ``weights/WEIGHTS.md``
+for the recorded hash and fingerprint and the tolerance that holds elsewhere.
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from studyhub.demo.model import InspectionNet, preprocess
 from studyhub.demo.synth import generate
 from studyhub.errors import InputError
 
-__all__ = ["TrainConfig", "main", "save_weights", "sha256_file", "train"]
+__all__ = [
+    "KERNEL_PROBE",
+    "TrainConfig",
+    "kernel_fingerprint",
+    "main",
+    "save_weights",
+    "sha256_file",
+    "train",
+    "weights_sha256",
+]
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,52 @@ def train(config: TrainConfig | None = None, *, verbose: bool = False) -> Inspec
     return model
 
 
+KERNEL_PROBE = TrainConfig(n_train=120, epochs=1)
+"""The training :func:`kernel_fingerprint` runs: two steps, a full batch of 64 and a
+partial one of 56, the two batch shapes of every epoch of ``TrainConfig()``."""
+
+
+def _state_bytes(model: nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """Hex SHA-256 of the bytes :func:`save_weights` writes for ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits, the hash the weights file would have.
+    """
+    return hashlib.sha256(_state_bytes(model)).hexdigest()
+
+
+def kernel_fingerprint() -> str:
+    """SHA-256 of the weights a two-step training gives on this machine.
+
+    The probe (:data:`KERNEL_PROBE`) runs the same operations on the same batch
+    shapes as the full training, so a machine whose kernels sum in another
+    order (another CPU instruction set, vendor library or torch build) gets
+    another fingerprint, and two machines with the same fingerprint are expected
+    to compute the full training bit for bit alike (the retraining test holds
+    them to it). It takes about a second.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits; compare with the ``kernel fingerprint`` recorded
+        in ``weights/SHA256SUMS``.
+    """
+    return weights_sha256(train(KERNEL_PROBE))
+
+
 def save_weights(model: nn.Module, path: str | Path) -> Path:
     """Write ``model.state_dict()`` with :func:`torch.save`, independent of the file name.
 
@@ -168,11 +225,9 @@ def save_weights(model: nn.Module, path: str | Path) -> Path:
     Path
         ``path``.
     """
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(buffer.getvalue())
+    out.write_bytes(_state_bytes(model))
     return out
 
 
@@ -230,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"trained in {elapsed:.1f} s with {config}")
     print(f"sha256 {sha256_file(args.out)}  {args.out}")
     print(f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"kernel fingerprint {kernel_fingerprint()}")
     print(measure_shortcut(model, preprocess, test).summary())
     return 0
 

@@ -88,15 +88,9 @@ def prepare_arms(
     Rows with a missing rating are dropped and counted (``n_missing``); a missing
     arm, rater or case is refused.
     """
-    frame = require_columns(data, arm=arm, rating=rating, rater=rater, case=case)
-    for role, col in (("arm", arm), ("rater", rater), ("case", case)):
-        missing = frame[col].isna()
-        if missing.any():
-            raise DataError(
-                f"{role} column {col!r} is missing in {int(missing.sum())} row(s) "
-                f"(first at row {frame.index[missing.to_numpy()][0]!r}); "
-                "every rating needs its arm, rater and case"
-            )
+    frame = require_columns(
+        data, arm=arm, rating=rating, rater=rater, case=case, missing_ok=("rating",)
+    )
     y = require_numeric(frame, rating, role="rating")
     keep = y.notna().to_numpy()
     n_missing = int((~keep).sum())

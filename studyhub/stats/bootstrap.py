@@ -250,13 +250,9 @@ def cluster_bootstrap(
         raise DataError(f"n_boot is {n_boot!r}; pass an integer of at least 100 (2000 is usual)")
     if not (0 < confidence < 1):
         raise DataError(f"confidence is {confidence!r}; pass a coverage between 0 and 1")
-    frame = require_columns(data, arm=arm, rating=rating, rater=rater, case=case)
-    for role, col in (("arm", arm), ("rater", rater), ("case", case)):
-        if frame[col].isna().any():
-            raise DataError(
-                f"{role} column {col!r} has {int(frame[col].isna().sum())} missing value(s); "
-                "every rating needs its arm, rater and case"
-            )
+    frame = require_columns(
+        data, arm=arm, rating=rating, rater=rater, case=case, missing_ok=("rating",)
+    )
     y = require_numeric(frame, rating, role="rating")
     keep = y.notna().to_numpy()
     tidy = pd.DataFrame(

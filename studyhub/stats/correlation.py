@@ -199,7 +199,14 @@ def metric_correlation(
     (0.64, True)
     """
     n_boot, confidence = _check_settings(n_boot, confidence)
-    frame = require_columns(data, cases=cases, ratings=ratings, metric=metric, raters=raters)
+    frame = require_columns(
+        data,
+        cases=cases,
+        ratings=ratings,
+        metric=metric,
+        raters=raters,
+        missing_ok=("ratings", "metric"),
+    )
     if len({cases, ratings, metric}) != 3:
         raise DataError(
             f"cases={cases!r}, ratings={ratings!r} and metric={metric!r} must be three "
@@ -211,7 +218,7 @@ def metric_correlation(
             metric: require_numeric(frame, metric, role="metric"),
         }
     )
-    frame = frame[frame[ratings].notna() & frame[metric].notna() & frame[cases].notna()]
+    frame = frame[frame[ratings].notna() & frame[metric].notna()]
     require_levels(frame, cases, role="cases", minimum=3)
     require_variation(frame[ratings], role="ratings", column=ratings)
     require_variation(frame[metric], role="metric", column=metric)

@@ -29,7 +29,7 @@ from scipy import stats as sps
 
 from studyhub.errors import DataError
 from studyhub.protocol.plan import COMPARISON_STATISTICS, AnalysisPlan, Endpoint
-from studyhub.stats._data import require_columns
+from studyhub.stats._data import require_columns, require_numeric
 from studyhub.stats.multiplicity import adjust_pvalues
 
 __all__ = ["CriteriaReport", "EndpointResult", "evaluate_criteria"]
@@ -151,8 +151,25 @@ def evaluate_criteria(
     >>> report.table[["endpoint", "estimate", "p_adjusted", "verdict"]]  # doctest: +SKIP
     """
     require_columns(
-        data, rater=rater, case=case, arm=arm, measure=measure, value=value, truth=truth
+        data,
+        rater=rater,
+        case=case,
+        arm=arm,
+        measure=measure,
+        value=value,
+        truth=truth,
+        missing_ok=("value", "truth"),  # text items and cases without truth; refused per endpoint
     )
+    if metrics is not None:
+        used = [
+            name
+            for ep in plan.endpoints
+            if ep.statistic == "spearman"
+            and (name := ep.measure.removeprefix("metric:")) in metrics.columns
+        ]
+        require_columns(
+            metrics, case=case, arm=arm, missing_ok=used, **{name: name for name in used}
+        )
     cols = {"rater": rater, "case": case, "arm": arm, "measure": measure, "value": value}
     estimates: dict[str, _Estimate | str] = {}
     for ep in plan.endpoints:
@@ -189,7 +206,7 @@ def _subset(data: pd.DataFrame, cols: dict[str, str], ep: Endpoint, item: str) -
     if values.isna().any():
         bad = sub[cols["value"]][values.isna()].iloc[0]
         raise DataError(f"item {item!r} has a non-numeric value {bad!r}; code answers as numbers")
-    return sub.assign(**{cols["value"]: values})
+    return sub.assign(**{cols["value"]: require_numeric(sub, cols["value"], role="value")})
 
 
 def _run(

@@ -103,7 +103,9 @@ def _icc_matrix(
     data: pd.DataFrame, *, targets: str, raters: str, ratings: str
 ) -> tuple[FloatArray, list[object], list[object]]:
     """Checked, balanced targets x raters matrix."""
-    frame = require_columns(data, targets=targets, raters=raters, ratings=ratings)
+    frame = require_columns(
+        data, targets=targets, raters=raters, ratings=ratings, missing_ok=("ratings",)
+    )
     values = require_numeric(frame, ratings, role="ratings")
     frame = frame.assign(**{ratings: values})
     require_levels(frame, raters, role="raters")

@@ -15,17 +15,17 @@ RJafroc's ``DfReadDataFile(format = "iMRMC")``:
 
 from __future__ import annotations
 
+import os
 import re
 from os import PathLike
 from pathlib import Path
 
 import pandas as pd
 
-from studyhub.errors import DataError
+from studyhub.errors import DataError, InputError
 from studyhub.stats._data import (
     require_binary,
     require_columns,
-    require_complete,
     require_numeric,
 )
 
@@ -78,13 +78,16 @@ def write_imrmc(
     Raises
     ------
     studyhub.errors.DataError
-        Missing columns or values, truth not 0/1 or not constant within a case, a
-        reader named ``-1`` (reserved for truth rows) or an identifier with a comma.
+        Missing columns or values, infinite ratings, truth not 0/1 or not constant
+        within a case, a reader named ``-1`` (reserved for truth rows) or an
+        identifier with a comma.
+    studyhub.errors.InputError
+        If the file cannot be written (its folder is missing or read-only); no
+        partial file is left behind.
     """
     frame = require_columns(
         data, reader=reader, modality=modality, case=case, truth=truth, rating=rating
     )
-    require_complete(frame, reader=reader, modality=modality, case=case, rating=rating)
     scores = require_numeric(frame, rating, role="rating")
     status = require_binary(frame, truth, role="truth")
     readers = _ids(frame[reader], "reader", reader)
@@ -118,7 +121,17 @@ def write_imrmc(
         for r, c, m, s in zip(readers, cases, modalities, scores.tolist(), strict=True)
     ]
     out = Path(path)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    partial = out.with_name(f".{out.name}.partial")
+    try:  # written whole or not at all
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InputError(
+            f"cannot write the iMRMC file {str(out)!r} ({exc.strerror}); give a path in an "
+            "existing folder you can write to"
+        ) from None
     return out
 
 

@@ -196,7 +196,14 @@ def intra_rater_agreement(
     weights = _check_weights(weights) if method == "kappa" else None
     confidence = check_confidence(confidence)
     n_boot = check_n_boot(n_boot)
-    frame = require_columns(data, items=items, raters=raters, ratings=ratings, repeat=repeat)
+    frame = require_columns(
+        data,
+        items=items,
+        raters=raters,
+        ratings=ratings,
+        repeat=repeat,
+        missing_ok=("ratings",),
+    )
     if len({items, raters, ratings, repeat}) != 4:
         raise DataError(
             f"items={items!r}, raters={raters!r}, ratings={ratings!r}, repeat={repeat!r} "

@@ -109,7 +109,9 @@ def fleiss_kappa(
     >>> round(fleiss_kappa(data, subjects="case", raters="rater", ratings="dx").estimate, 3)
     0.745
     """
-    frame = require_columns(data, subjects=subjects, raters=raters, ratings=ratings)
+    frame = require_columns(
+        data, subjects=subjects, raters=raters, ratings=ratings, missing_ok=("ratings",)
+    )
     frame = frame[frame[ratings].notna()]
     require_levels(frame, raters, role="raters")
     require_levels(frame, subjects, role="subjects")
@@ -316,7 +318,9 @@ def cohen_kappa(
     """
     confidence = check_confidence(confidence)
     weights = _check_weights(weights)
-    frame = require_columns(data, subjects=subjects, raters=raters, ratings=ratings)
+    frame = require_columns(
+        data, subjects=subjects, raters=raters, ratings=ratings, missing_ok=("ratings",)
+    )
     frame = frame[frame[ratings].notna()]
     rater_levels = require_levels(frame, raters, role="raters")
     if len(rater_levels) != 2:

@@ -251,7 +251,9 @@ def krippendorff_alpha(
         )
     confidence = check_confidence(confidence)
     n_boot = check_n_boot(n_boot)
-    frame = require_columns(data, units=units, raters=raters, ratings=ratings)
+    frame = require_columns(
+        data, units=units, raters=raters, ratings=ratings, missing_ok=("ratings",)
+    )
     frame = frame[frame[ratings].notna()]
     require_levels(frame, raters, role="raters")
     require_unique(

@@ -23,7 +23,6 @@ from studyhub.stats._data import (
     _plain,
     require_binary,
     require_columns,
-    require_complete,
     require_crossed,
     require_levels,
     require_numeric,
@@ -198,9 +197,14 @@ def _prepare(
 ) -> tuple[np.ndarray, np.ndarray, list[Any], list[Any]]:
     """Check the input and return ratings ``y[t, r, n]``, truth per case, levels."""
     frame = require_columns(
-        data, reader=reader, modality=modality, case=case, truth=truth, rating=rating
+        data,
+        reader=reader,
+        modality=modality,
+        case=case,
+        truth=truth,
+        rating=rating,
+        missing_ok=("rating",),  # refused below, naming the reading
     )
-    require_complete(frame, reader=reader, modality=modality, case=case)
     values = require_numeric(frame, rating, role="rating")
     if values.isna().any():
         row = values.isna().idxmax()

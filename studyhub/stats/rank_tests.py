@@ -209,7 +209,9 @@ def friedman_test(data: pd.DataFrame, *, treatment: str, rating: str, block: str
        normality implicit in the analysis of variance. JASA 32:675-701.
     .. [2] Hollander M, Wolfe DA (1973). Nonparametric Statistical Methods. Wiley.
     """
-    frame = require_columns(data, treatment=treatment, rating=rating, block=block)
+    frame = require_columns(
+        data, treatment=treatment, rating=rating, block=block, missing_ok=("rating",)
+    )
     values = require_numeric(frame, rating, role="rating")
     wide = (
         pd.DataFrame({"t": frame[treatment], "b": frame[block], "y": values})

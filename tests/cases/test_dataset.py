@@ -79,7 +79,10 @@ def test_case_id_column_is_the_key_and_absolute_paths_work(
         ["case_id", "image_path", "label"],
         [["c-1", str(absolute), "benign"], ["c-2", "../data/images/moon.png", "normal"]],
     )
-    records = read_cases(_csv(manifest), tmp_path / "unrelated")
+    # both paths leave the manifest's folder: allowed only when the protocol says so
+    with pytest.raises(DataError, match="has 2 bad rows"):
+        read_cases(_csv(manifest), tmp_path / "unrelated")
+    records = read_cases(_csv(manifest, allow_outside_root=True), tmp_path / "unrelated")
 
     assert [r.case_key for r in records] == ["c-1", "c-2"]
     assert records[0].path == absolute
@@ -88,7 +91,7 @@ def test_case_id_column_is_the_key_and_absolute_paths_work(
     assert all(r.mask_path is None and r.split is None for r in records)
     assert "case_id" not in records[0].metadata
     # ... also when every default is spelled out, as in a canonical protocol.
-    spelled = _csv(manifest, mask_column="mask_path", split_column="split")
+    spelled = _csv(manifest, mask_column="mask_path", split_column="split", allow_outside_root=True)
     assert read_cases(spelled, tmp_path / "unrelated") == records
 
 

@@ -114,3 +114,52 @@ def test_dicom_series(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
         assert case.meta["modality"] in {"CT", "MR"}
         assert "rescale_slope" in case.meta and "rescale_intercept" in case.meta
         assert len(case.image_sha256) == 64
+
+
+def _sample_refused(cli, tmp_path: Path, protocol: Path) -> str:  # type: ignore[no-untyped-def]
+    """Register, then sample: exit 2, no case or prediction written, the study still registered."""
+    db = f"sqlite:///{tmp_path / 'refused.db'}"
+    assert cli("--db", db, "register", str(protocol)).exit_code == 0
+    result = cli("--db", db, "sample", "--data-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 2, result.output
+    assert _enrolled(db) == {}
+    store = open_store(db, create=False)
+    try:
+        with store.session() as s:
+            assert s.scalars(select(Case)).first() is None
+    finally:
+        store.dispose()
+    assert "registered" in cli("--db", db, "status").stdout
+    return result.stderr
+
+
+def test_sample_refuses_manifest_rows_leaving_the_data_root(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = (
+        "data:\n  kind: csv\n  path: data/manifest.csv\n  labels: [none, crack, scratch, pit]\n"
+        "  split_column: null\n"
+    )
+    protocol = _protocol(tmp_path / "study", data, n_cases=1)
+    (protocol.parent / "data").mkdir()
+    (tmp_path / "private").mkdir()
+    pixels = GRAY[0][1]()
+    Image.fromarray(pixels).save(protocol.parent / "data" / "ok.png")
+    Image.fromarray(pixels).save(tmp_path / "private" / "secret.png")
+    write_csv(
+        protocol.parent / "data" / "manifest.csv",
+        ["image_path", "label"],
+        [["ok.png", "none"], ["../../../private/secret.png", "pit"]],
+    )
+    stderr = _sample_refused(cli, tmp_path, protocol)
+    assert "has 1 bad row, so none of its cases were read" in stderr
+    assert "row 3: image_path '../../../private/secret.png' lies outside the data root" in stderr
+    assert "data.allow_outside_root: true" in stderr
+
+
+def test_sample_refuses_a_data_path_that_is_not_a_manifest(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = "data:\n  kind: csv\n  path: ../../etc/passwd\n  labels: [none, crack, scratch, pit]\n"
+    protocol = _protocol(tmp_path / "study", data, n_cases=1)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    stderr = _sample_refused(cli, tmp_path, protocol)
+    assert "passwd' is not a CSV manifest: its first line is not a header" in stderr
+    assert "root:x" not in stderr and "/bin/bash" not in stderr

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from studyhub.demo.evaluate import accuracy, measure_shortcut, predict_proba
+from studyhub.demo.evaluate import accuracy, compare_models, measure_shortcut, predict_proba
 from studyhub.demo.model import LAST_CONV, WEIGHTS_PATH, InspectionNet, load, preprocess
 from studyhub.demo.synth import CLASS_NAMES, IMAGE_SIZE, Sample, generate
-from studyhub.demo.train import TrainConfig, save_weights, sha256_file, train
+from studyhub.demo.train import (
+    TrainConfig,
+    kernel_fingerprint,
+    save_weights,
+    sha256_file,
+    train,
+    weights_sha256,
+)
 from studyhub.errors import InputError
+from tests.paths import ROOT
 
 WEIGHTS_DIR = WEIGHTS_PATH.parent
 
@@ -162,18 +173,70 @@ def test_saved_weights_do_not_depend_on_file_name(tmp_path: Path) -> None:
     model = InspectionNet()
     a = save_weights(model, tmp_path / "a.pt")
     b = save_weights(model, tmp_path / "sub" / "inspection_cnn.pt")
-    assert sha256_file(a) == sha256_file(b)
+    assert sha256_file(a) == sha256_file(b) == weights_sha256(model)
+
+
+# Retraining elsewhere (other CPU kernels) is checked against the shipped weights on the
+# first 1,000 test cases within these tolerances (WEIGHTS.md: measured 0.3 points and
+# 97.1% agreement without vector kernels).
+ACCURACY_POINTS = 0.03
+MIN_AGREEMENT = 0.90
+MIN_STAMP_SHIFT = 0.08
+
+
+def test_kernel_fingerprint_is_stable() -> None:
+    assert kernel_fingerprint() == kernel_fingerprint()
+    assert len(_recorded()["kernel fingerprint"]) == 64
+
+
+@pytest.mark.skipif(
+    torch.backends.cpu.get_cpu_capability() == "DEFAULT", reason="already on the plain kernels"
+)
+def test_kernel_fingerprint_tells_other_kernels_apart() -> None:
+    code = "from studyhub.demo.train import kernel_fingerprint; print(kernel_fingerprint())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "PYTHONPATH": str(ROOT)}
+    plain = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.strip() != kernel_fingerprint()
+
+
+def test_retraining_tolerance_accepts_the_shipped_model_and_refuses_a_different_one(
+    loaded, held_out
+) -> None:
+    model, prep = loaded
+    same = compare_models(model, model, prep, held_out)
+    assert same.agreement == 1.0
+    assert same.within(accuracy_points=ACCURACY_POINTS, min_agreement=MIN_AGREEMENT)
+    barely_trained = train(TrainConfig(n_train=128, epochs=1, batch_size=32))
+    other = compare_models(model, barely_trained, prep, held_out)
+    assert other.agreement < MIN_AGREEMENT
+    assert not other.within(accuracy_points=ACCURACY_POINTS, min_agreement=MIN_AGREEMENT)
 
 
 @pytest.mark.slow
-def test_full_retraining_reproduces_shipped_weights(tmp_path: Path) -> None:
+def test_full_retraining_reproduces_shipped_weights(loaded) -> None:
     recorded = _recorded()
-    if torch.__version__ != recorded["torch"]:
-        pytest.skip(
-            f"weights were recorded with torch {recorded['torch']}, this is {torch.__version__}; "
-            "bit-exact reproduction needs the same torch build (see WEIGHTS.md)"
+    retrained = train(TrainConfig())
+    here = {
+        "torch": torch.__version__,
+        "cpu capability": torch.backends.cpu.get_cpu_capability(),
+        "kernel fingerprint": kernel_fingerprint(),
+    }
+    same_kernels = all(here[k] == recorded[k] for k in ("torch", "kernel fingerprint"))
+    if same_kernels:  # the recorded torch build and CPU kernels: bit for bit
+        assert weights_sha256(retrained) == recorded["inspection_cnn.pt"], (
+            f"same torch and kernel fingerprint as the shipped weights ({here}) but other bits: "
+            "training is no longer deterministic"
         )
-    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
-        pytest.skip("CPU without AVX2; bit-exact reproduction needs AVX2 or AVX512 kernels")
-    out = save_weights(train(TrainConfig()), tmp_path / "retrained.pt")
-    assert sha256_file(out) == recorded["inspection_cnn.pt"]
+        return
+    # other kernels: the same model within tolerance (this machine: see `here`)
+    shipped, prep = loaded
+    test = generate(1000, split="test", seed=0)
+    check = compare_models(shipped, retrained, prep, test)
+    assert check.within(accuracy_points=ACCURACY_POINTS, min_agreement=MIN_AGREEMENT), (
+        here,
+        check,
+    )
+    assert measure_shortcut(retrained, prep, test).pit_prob_shift >= MIN_STAMP_SHIFT

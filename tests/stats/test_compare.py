@@ -312,7 +312,9 @@ def test_errors_on_bad_data() -> None:
         compare_arms(
             data.assign(score=data["score"].astype(object).where(data.index > 0, "good")), **args
         )
-    with pytest.raises(DataError, match=r"arm column 'arm' is missing in 1 row\(s\)"):
+    with pytest.raises(
+        DataError, match=r"arm column 'arm' has a missing value \(row 0\); every row needs its arm"
+    ):
         compare_arms(data.assign(arm=data["arm"].where(data.index > 0, None)), **args)
     with pytest.raises(DataError, match="rater column 'reader' has 1 distinct value"):
         compare_arms(data.assign(reader="r0"), **args)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from studyhub.errors import DataError
+from studyhub.errors import DataError, InputError
 from studyhub.stats.imrmc import read_imrmc, write_imrmc
 from studyhub.stats.mrmc import mrmc
 
@@ -126,3 +126,13 @@ def test_write_refuses_bad_truth_and_missing_values(data: pd.DataFrame, tmp_path
     holes.loc[7, "rating"] = float("nan")
     with pytest.raises(DataError, match=r"rating column 'rating' has a missing value \(row 7\)"):
         write_imrmc(holes, tmp_path / "b.imrmc", **COLS)
+
+
+def test_write_to_an_unwritable_place_is_an_input_error(data: pd.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"cannot write the iMRMC file '.*missing/x\.imrmc' \("):
+        write_imrmc(data, tmp_path / "missing" / "x.imrmc", **COLS)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(InputError, match=r"give a path in an existing folder you can write to"):
+        write_imrmc(data, tmp_path / "folder", **COLS)  # a folder, not a file
+    assert [p.name for p in tmp_path.iterdir()] == ["folder"]  # no partial file anywhere
+    assert list((tmp_path / "folder").iterdir()) == []
