@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, create_model, model_validator
 
@@ -22,11 +22,13 @@ __all__ = [
     "ARM_PARAMS",
     "CONTROL_METHODS",
     "EXPLANATION_METHODS",
+    "ControlMethod",
+    "ExplanationMethod",
     "params_model",
 ]
 
 #: Attribution methods an arm may name (computed with Captum, see ``studyhub.explain``).
-EXPLANATION_METHODS = (
+ExplanationMethod = Literal[
     "integrated_gradients",
     "saliency",
     "smoothgrad",
@@ -36,9 +38,11 @@ EXPLANATION_METHODS = (
     "gradcam",
     "guided_gradcam",
     "region_shap",
-)
+]
 #: Control arms, blinded like any method.
-CONTROL_METHODS = ("random", "sobel", "randomized_model", "none")
+ControlMethod = Literal["random", "sobel", "randomized_model", "none"]
+EXPLANATION_METHODS: tuple[str, ...] = get_args(ExplanationMethod)
+CONTROL_METHODS: tuple[str, ...] = get_args(ControlMethod)
 
 #: The most samples, steps or coalitions one map may take (a guard against typos).
 MAX_SAMPLES = 100_000
@@ -252,17 +256,9 @@ class RandomizedModelParams(_Params):
     parameters go in the same params."""
 
     owner = "randomized_model"
-    base_method: Literal[
-        "integrated_gradients",
-        "saliency",
-        "smoothgrad",
-        "gradient_shap",
-        "deeplift",
-        "occlusion",
-        "gradcam",
-        "guided_gradcam",
-        "region_shap",
-    ] = Field(default="integrated_gradients", description="the explanation method to run")
+    base_method: ExplanationMethod = Field(
+        default="integrated_gradients", description="the explanation method to run"
+    )
     levels: Literal["all"] | Annotated[int, Field(ge=1, le=10_000)] = Field(
         default="all",
         description="how many parameterised layers, from the top, to re-initialise (or all)",

@@ -12,7 +12,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from studyhub.protocol._base import SEED_LIMIT, Identifier, Strict, require_unique
-from studyhub.protocol.arm_params import CONTROL_METHODS, EXPLANATION_METHODS, params_model
+from studyhub.protocol.arm_params import (
+    CONTROL_METHODS,
+    EXPLANATION_METHODS,
+    ControlMethod,
+    ExplanationMethod,
+    params_model,
+)
 from studyhub.protocol.reading import (
     Blinding,
     Instrument,
@@ -46,21 +52,7 @@ __all__ = [
     "WindowPreset",
 ]
 
-Method = Literal[
-    "integrated_gradients",
-    "saliency",
-    "smoothgrad",
-    "gradient_shap",
-    "deeplift",
-    "occlusion",
-    "gradcam",
-    "guided_gradcam",
-    "region_shap",
-    "random",
-    "sobel",
-    "randomized_model",
-    "none",
-]
+Method = Literal[ExplanationMethod, ControlMethod]
 
 
 _METHODS = EXPLANATION_METHODS + CONTROL_METHODS

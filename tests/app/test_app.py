@@ -25,7 +25,8 @@ from studyhub.rating.outage import STORE_UNAVAILABLE
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Assignment, AuditEvent, Consent, Response, Stimulus
-from tests.rating.conftest import STUDY, RatingStudy, write_lock_held
+from tests.locks import write_lock_held
+from tests.rating.conftest import STUDY, RatingStudy
 
 TIMEOUT_S = 30
 

@@ -13,7 +13,8 @@ from studyhub.rating.stamps import Stamp, pending_stamp
 from studyhub.store.audit import verify_chain
 from studyhub.store.db import Store
 from studyhub.store.models import Assignment, AuditEvent, ReadingSession, utcnow
-from tests.rating.conftest import GOOD, JOIN_S, RatingStudy, finishes, new_key, write_lock_held
+from tests.locks import JOIN_S, finishes, write_lock_held
+from tests.rating.conftest import GOOD, RatingStudy, new_key
 
 
 def _first_served(rs: RatingStudy, assignment_id: int) -> object:

@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from studyhub.protocol import load_study
 from studyhub.store.db import open_store
 from studyhub.store.studies import register
+from tests.locks import finishes, write_lock_held
 
 
 def _finishes_while_locked(db: Path, work: Callable[[], object]) -> object:
-    """Run ``work`` while another connection holds SQLite's write lock; return its result.
-
-    A reader that needed the write lock would wait for the busy timeout (60 s); the
-    join limit of 20 s only keeps a regression from hanging the suite.
-    """
-    holder = sqlite3.connect(db, isolation_level=None, timeout=0)
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
-    result: list[object] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(work())
-        except BaseException as exc:  # pragma: no cover - reported below
-            failure.append(exc)
-
+    """Run ``work`` while another connection holds SQLite's write lock; return its result."""
+    store = open_store(f"sqlite:///{db}", create=False)
     try:
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        worker.join(20)
-        assert not worker.is_alive(), "the reader waited behind the writer's lock"
+        with write_lock_held(store):
+            return finishes(work)
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    if failure:
-        raise failure[0]
-    return result[0]
+        store.dispose()
 
 
 def test_status_and_audit_verify_run_while_a_writer_holds_the_lock(
