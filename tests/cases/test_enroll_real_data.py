@@ -117,9 +117,17 @@ def test_dicom_series(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
 
 
 def _sample_refused(cli, tmp_path: Path, protocol: Path) -> str:  # type: ignore[no-untyped-def]
-    """Register, then sample: exit 2, no case or prediction written, the study still registered."""
+    """The pre-flight refuses at register; registered without it, sample refuses the same way.
+
+    Both exit 2; register leaves no database, sample writes no case or prediction
+    and the study stays registered. Returns sample's message.
+    """
     db = f"sqlite:///{tmp_path / 'refused.db'}"
-    assert cli("--db", db, "register", str(protocol)).exit_code == 0
+    early = cli("--db", db, "register", str(protocol))
+    assert early.exit_code == 2, early.output
+    assert "the pre-flight check found" in early.stderr
+    assert not (tmp_path / "refused.db").exists()
+    assert cli("--db", db, "register", "--no-preflight", str(protocol)).exit_code == 0
     result = cli("--db", db, "sample", "--data-dir", str(tmp_path / "cache"))
     assert result.exit_code == 2, result.output
     assert _enrolled(db) == {}
