@@ -143,11 +143,12 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
         page.get_by_role("button", name="Start rating").click()
         for n in range(3):
             page.get_by_role("button", name="Submit and continue").wait_for(timeout=30_000)
+            page.wait_for_function(_IDLE, timeout=30_000)
             seen_html.append(page.content())
-            page.get_by_text("4", exact=True).first.click()
-            page.get_by_text("Yes", exact=True).first.click()
+            _click_and_rerun(page, page.get_by_text("4", exact=True).first)
+            _click_and_rerun(page, page.get_by_text("Yes", exact=True).first)
             if n == 1:  # a cue mark by clicking the image: a quarter across, half way down
-                page.get_by_text("misleading cue", exact=True).first.click()
+                _click_and_rerun(page, page.get_by_text("misleading cue", exact=True).first)
                 # :visible: during a rerun Streamlit can keep the old, zero-height frame a moment
                 picture = page.frame_locator(
                     'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
@@ -157,17 +158,18 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
                 box = picture.bounding_box()
                 assert box is not None
                 picture.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
-                page.get_by_text("misleading cue").nth(1).wait_for(timeout=10_000)
+                page.get_by_text("misleading cue").nth(1).wait_for(timeout=30_000)
             if n == 2:  # and one typed as numbers
                 page.get_by_text("Or enter a point by numbers").click()
-                page.get_by_role("button", name="Add mark").click()
-                page.get_by_text("x = 0.50, y = 0.50").first.wait_for(timeout=10_000)
+                page.get_by_role("button", name="Add mark").wait_for(timeout=10_000)
+                _click_and_rerun(page, page.get_by_role("button", name="Add mark"))
+                page.get_by_text("x = 0.50, y = 0.50").first.wait_for(timeout=30_000)
             page.get_by_role("button", name="Submit and continue").click()
             deadline = time.monotonic() + 30
             while _responses(str(served["db"])) < n + 1:
                 if time.monotonic() > deadline:
                     pytest.fail(
-                        f"item {n + 1} was not stored; page says: {page.inner_text('body')[:500]}"
+                        f"item {n + 1} was not stored; page says: {page.inner_text('body')[:3000]}"
                     )
                 time.sleep(0.3)
         seen_html.append(page.content())
@@ -198,6 +200,37 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
     assert leaked == [], f"served pages or URLs name {leaked}"
     for body in seen_bytes:
         assert not any(w.encode() in body for w in secrets)
+
+
+_COUNT_RUNS = """() => {
+  if (window.__studyhubRuns !== undefined) return;
+  window.__studyhubRuns = 0;
+  const root = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => {
+    if (root.getAttribute('data-test-script-state') === 'notRunning') window.__studyhubRuns += 1;
+  }).observe(root, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+_IDLE = (
+    "() => document.querySelector('[data-testid=\"stApp\"]')"
+    "?.getAttribute('data-test-script-state') === 'notRunning'"
+)
+
+
+def _click_and_rerun(page, target) -> None:  # type: ignore[no-untyped-def]
+    """Click ``target`` and wait until the script run the click starts has finished.
+
+    Streamlit reruns the script on every widget change, replacing the page; a
+    click that lands while that happens can hit an element on its way out and
+    be lost. The app root says whether a script run is going on
+    (``data-test-script-state``); a counter of finished runs, kept by the page,
+    tells when the run this click started is over.
+    """
+    page.evaluate(_COUNT_RUNS)
+    page.wait_for_function(_IDLE, timeout=30_000)
+    before = page.evaluate("() => window.__studyhubRuns")
+    target.click()
+    page.wait_for_function(f"() => window.__studyhubRuns > {before}", timeout=30_000)
+    page.wait_for_function(_IDLE, timeout=30_000)
 
 
 def _responses(db: str) -> int:
