@@ -227,8 +227,8 @@ def test_a_consistently_rewritten_registration_is_refused(rated: RatingStudy) ->
 
 def test_amendments_and_their_reasons_are_bound(store, demo_copy: Path) -> None:  # type: ignore[no-untyped-def]
     register(store, load_study(demo_copy), actor="lead")
-    text = demo_copy.read_text().replace("n_cases: 40", "n_cases: 60")
-    demo_copy.write_text(text.replace("pit|dim: 5", "pit|dim: 25"))  # quotas add up to n_cases
+    bigger = demo_copy.read_text().replace("n_cases: 40", "n_cases: 60")
+    demo_copy.write_text(bigger.replace("pit|dim: 5", "pit|dim: 25"))  # quotas add up to n_cases
     amend(store, load_study(demo_copy), reason="Power simulation asks for 60 cases", actor="lead")
     assert _report(store).ok
     with store.engine.begin() as conn:
