@@ -121,7 +121,7 @@ def test_demo_runs_the_pipeline_and_a_rerun_does_no_work(cli, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "40 cases enrolled" in result.stdout
     assert re.search(r"160 stimuli computed in \d+ s \(0 existed\)", result.stdout)  # 40 x 4 arms
-    assert "audit chain OK" in result.stdout
+    assert "audit chain OK" in result.stdout and "data rows OK" in result.stdout
     assert (tmp_path / "demo" / "studyhub.db").exists()
     again = cli("demo", "--out", str(tmp_path / "demo"))
     assert again.exit_code == 0, again.output

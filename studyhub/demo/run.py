@@ -1,7 +1,8 @@
 """The demo study, end to end as far as the pipeline goes today.
 
 register -> sample (retrospective, with the sampling report) -> explain (every
-arm for every case) -> status and audit-chain check. Reruns skip finished steps.
+arm for every case) -> status and the audit check (the chain and every row).
+Reruns skip finished steps.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from rich.text import Text
 
 from studyhub.errors import InputError
 from studyhub.protocol.load import load_study
-from studyhub.store.audit import verify_chain
 from studyhub.store.db import open_store
 from studyhub.store.studies import register, status
+from studyhub.store.verify import verify_store
 
 __all__ = ["DEMO_PROTOCOL", "run_demo"]
 
@@ -55,11 +56,13 @@ def run_demo(out_dir: Path, *, console: Console, protocol: Path = DEMO_PROTOCOL)
             f"({summary.existing} existed)"
         )
         st = status(store, reg.study_id)
-        with store.session() as s:
-            chain = verify_chain(s)
+        with store.snapshot() as s:
+            audit = verify_store(s)
     finally:
         store.dispose()
-    console.print(f"state {st.state}; {st.counts['stimuli']} stimuli; {chain.render()}")
+    console.print(f"state {st.state}; {st.counts['stimuli']} stimuli")
+    for line in audit.render():
+        console.print(line)
     console.print(f"database: {out_dir / 'studyhub.db'}")
     console.print(
         "next (coming): assign raters and serve the blinded rating app, then analyze and package"
