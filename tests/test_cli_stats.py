@@ -286,3 +286,72 @@ def test_unwritable_imrmc_out_exits_2_before_the_analysis(  # type: ignore[no-un
     assert f"--imrmc-out {str(out)!r}" in result.stderr and expected in result.stderr
     assert result.stdout == ""  # refused before the analysis ran
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+# --- criteria output: each interval's level and adjustment, population, success rule ------
+
+
+def test_criteria_names_every_intervals_level_and_population(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.paths import DEMO_PROTOCOL
+
+    csv = _ratings_csv(tmp_path)
+    res = _json(cli("stats", "criteria", str(csv), "--protocol", str(DEMO_PROTOCOL), "--json"))
+    rows = {r["endpoint"]: r for r in res["results"]}
+    assert res["family"] == ["ig_vs_random", "gradcam_vs_ig"]
+    primary = rows["ig_vs_random"]
+    # two primary comparisons under Holm: Bonferroni-level one-sided 97.5 % lower bounds
+    assert (primary["ci_level"], primary["ci_sides"], primary["ci_high"]) == (0.975, 1, None)
+    assert primary["ci_adjustment"].startswith("Bonferroni level over 2 primary tests")
+    assert primary["population"].startswith("new raters and cases")
+    secondary = rows["ig_vs_randomized_bootstrap"]
+    assert (secondary["ci_level"], secondary["ci_adjustment"]) == (
+        0.95,
+        "unadjusted: a secondary endpoint",
+    )
+    assert "conditional on the raters read" in rows["usefulness_agreement"]["population"]
+    table = cli("stats", "criteria", str(csv), "--protocol", str(DEMO_PROTOCOL))
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())
+    for phrase in (
+        "holm over 2 primary comparison(s)",
+        "- ig_vs_random: one-sided lower bound at 97.5 %, Bonferroni level over 2 primary tests",
+        "- ig_vs_randomized_bootstrap: one-sided lower bound at 95 %, unadjusted: a secondary "
+        "endpoint; population: new raters and cases (two-way cluster bootstrap",
+        "- usefulness_agreement: one-sided lower bound at 95 %, unadjusted: a secondary "
+        "endpoint; population: conditional on the raters read",
+        f"≥ {primary['ci_low']:.3f}",
+        "success rule: every primary endpoint must PASS",
+    ):
+        assert phrase in text, phrase
+
+
+def test_compare_fixed_sequence_needs_the_testing_order(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = _ratings_csv(tmp_path)
+    common = ["stats", "compare", str(csv), "--rating", "value", "--multiplicity", "fixed_sequence"]
+    refused = cli(*common, "--reference", "random_map")
+    assert refused.exit_code == 2
+    assert "reference='random_map' states no order (the arms would be tested alphabetically" in (
+        refused.stderr
+    )
+    assert "pass contrasts=[(arm, versus), ...] in the planned testing order" in refused.stderr
+    res = _json(
+        cli(*common, "--contrast", "ig:random_map", "--contrast", "gradcam:random_map", "--json")
+    )
+    assert [r["contrast"] for r in res["contrasts"]] == ["ig - random_map", "gradcam - random_map"]
+    bad = cli(*common, "--contrast", "ig-random_map")
+    assert bad.exit_code == 2
+    assert "--contrast 'ig-random_map' is not ARM:VERSUS; write the two arms separated by" in (
+        bad.stderr
+    )
+
+
+def test_compare_reports_intervals_at_the_confidence_asked(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = _ratings_csv(tmp_path)
+    common = ["stats", "compare", str(csv), "--rating", "value", "--reference", "random_map"]
+    default = _json(cli(*common, "--json"))
+    bound = _json(cli(*common, "--confidence", "0.95", "--json"))
+    assert (default["confidence"], default["interval_sides"]) == (pytest.approx(0.9), 2)
+    assert (bound["confidence"], bound["interval_sides"]) == (0.95, 1)
+    for a, b in zip(default["contrasts"], bound["contrasts"], strict=True):
+        assert b["ci_low"] == pytest.approx(a["ci_low"], rel=1e-9)  # same lower limit
+        assert b["ci_high"] is None  # no upper limit claimed

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import pandas as pd
 import typer
@@ -12,6 +13,9 @@ from rich.console import Console
 from studyhub.commands.outputs import writable_file
 from studyhub.commands.render import plain_console, print_result
 from studyhub.errors import InputError
+
+if TYPE_CHECKING:
+    from studyhub.stats.criteria import EndpointResult
 
 __all__ = ["app", "read_csv"]
 
@@ -244,6 +248,24 @@ def compare_cmd(
     rater_by_arm: Annotated[
         bool, typer.Option("--rater-by-arm", help="Add a random rater x arm intercept.")
     ] = False,
+    contrast: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--contrast",
+            help="ARM:VERSUS, repeated for several contrasts, in the testing order "
+            "(fixed_sequence needs it); instead of --reference.",
+        ),
+    ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option(
+            "--confidence",
+            min=0.5,
+            max=0.999,
+            help="Coverage of the intervals: one-sided lower bounds for one-sided hypotheses. "
+            "Default: two-sided 1 - alpha (two_sided) or 1 - 2 alpha (one-sided).",
+        ),
+    ] = None,
     n_boot: BootOpt = 2000,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -251,13 +273,16 @@ def compare_cmd(
     """Compare arms: mixed model with crossed rater and case effects, or the alternatives."""
     from studyhub.stats import compare_arms
 
+    data = read_csv(csv)
     res = compare_arms(
-        read_csv(csv),
+        data,
         arm=arm,
         rating=rating,
         rater=rater,
         case=case,
         reference=reference,
+        contrasts=_contrasts(contrast, data, arm) if contrast else None,
+        confidence=confidence,
         method=method,  # type: ignore[arg-type]
         hypothesis=hypothesis,  # type: ignore[arg-type]
         margin=margin,
@@ -268,6 +293,21 @@ def compare_cmd(
         seed=seed,
     )
     _show(res, f"Arm comparison ({method})", as_json)
+
+
+def _contrasts(given: list[str], data: pd.DataFrame, arm: str) -> list[tuple[Any, Any]]:
+    """``--contrast ARM:VERSUS`` options as pairs of the arm column's own values."""
+    labels = {str(v): v for v in data[arm].dropna().unique()} if arm in data.columns else {}
+    pairs = []
+    for text in given:
+        parts = text.split(":")
+        if len(parts) != 2 or not all(parts):
+            raise InputError(
+                f"--contrast {text!r} is not ARM:VERSUS; write the two arms separated by one "
+                "colon, e.g. --contrast ig:random_map"
+            )
+        pairs.append((labels.get(parts[0], parts[0]), labels.get(parts[1], parts[1])))
+    return pairs
 
 
 @app.command("criteria")
@@ -309,19 +349,45 @@ def criteria_cmd(
     if as_json:
         _show(report, "criteria", True)
         return
-    table = Table(title=f"Success criteria of {report.plan_id} (alpha {report.alpha:g})")
+    table = Table(
+        title=f"Success criteria of {report.plan_id} (alpha {report.alpha:g}, "
+        f"{report.multiplicity} over {len(report.family)} primary comparison(s))"
+    )
     for col in ("endpoint", "hypothesis", "estimate", "CI", "p (adj.)", "verdict", "why"):
         table.add_column(col)
     for r in report.results:
-        ci = "—" if r.ci_low is None else f"{r.ci_low:.3f} to {r.ci_high:.3f}"
         p = "—" if r.p_adjusted is None else f"{r.p_adjusted:.4g}"
         est = "—" if r.estimate is None else f"{r.estimate:.3f}"
         name = f"{r.endpoint}{' (primary)' if r.primary else ''}"
+        ci = _interval(r.ci_low, r.ci_high)
+        if r.ci_level is not None and ci != "—":
+            ci += f" ({100 * r.ci_level:.4g} %)"
         table.add_row(*map(Text, (name, r.hypothesis, est, ci, p, r.verdict, r.reason)))
     out.print(table)
     out.print(
+        "Each interval's level and adjustment, and the population it holds for:", markup=False
+    )
+    for r in report.results:
+        out.print(f"- {r.endpoint}: {_level(r)}; population: {r.population}", markup=False)
+    out.print(f"success rule: {report.success_rule}", markup=False)
+    out.print(
         "study success: all primary endpoints passed"
         if report.success
-        else "study success criteria NOT met",
+        else f"study success criteria NOT met: {', '.join(report.not_passed)}",
         markup=False,
     )
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    """``≥ low`` for a lower confidence bound, ``low to high`` for a two-sided interval."""
+    if low is None or high is None:
+        return "—"
+    return f"≥ {low:.3f}" if math.isinf(high) else f"{low:.3f} to {high:.3f}"
+
+
+def _level(r: EndpointResult) -> str:
+    """The interval's coverage, sides and multiplicity adjustment in words."""
+    if r.ci_level is None or r.ci_low is None:
+        return "no interval"
+    kind = "one-sided lower bound" if r.ci_sides == 1 else "two-sided interval"
+    return f"{kind} at {100 * r.ci_level:.4g} %, {r.ci_adjustment}"

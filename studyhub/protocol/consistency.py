@@ -9,12 +9,13 @@ instrument lacks, is refused by ``validate`` and ``register`` rather than by
 from __future__ import annotations
 
 import itertools
+import math
 
 from studyhub.protocol.plan import AnalysisPlan
 from studyhub.protocol.schema import Protocol
 from studyhub.protocol.yamlsource import Located, PathKey, Problem, format_path
 
-__all__ = ["bin_names", "check_plan_values", "check_sampling"]
+__all__ = ["bin_names", "check_plan_levels", "check_plan_values", "check_sampling"]
 
 
 def bin_names(cuts: list[float]) -> list[str]:
@@ -80,9 +81,10 @@ def check_sampling(protocol: Protocol, src: Located) -> list[Problem]:
 
 
 def check_plan_values(protocol: Protocol, plan: AnalysisPlan, src: Located) -> list[Problem]:
-    """Options naming instrument items, and margins that fit the item's scale."""
+    """Options naming instrument items, margins that fit the item's scale, and a
+    confidence level that matches alpha."""
     items = {i.id: i for i in protocol.instrument.items}
-    problems: list[Problem] = []
+    problems: list[Problem] = check_plan_levels(plan, src)
     for n, ep in enumerate(plan.endpoints):
         item_id = ep.options.get("item")
         if isinstance(item_id, str) and item_id not in items:
@@ -114,3 +116,30 @@ def check_plan_values(protocol: Protocol, plan: AnalysisPlan, src: Located) -> l
                 )
             )
     return problems
+
+
+def check_plan_levels(plan: AnalysisPlan, src: Located) -> list[Problem]:
+    """``confidence`` equal to ``1 - alpha``: intervals that agree with the verdicts.
+
+    Every hypothesis a plan can state is one-sided (superiority, non-inferiority,
+    agreement or correlation thresholds) and tested at ``alpha``; its interval is
+    the one-sided lower bound at ``confidence``. Unless the two levels match, a
+    reported interval can exclude the null value while the test does not reject.
+    """
+    if math.isclose(plan.confidence, 1 - plan.alpha, abs_tol=1e-9):
+        return []
+    data = src.data if isinstance(src.data, dict) else {}
+    key: PathKey = ("confidence",) if "confidence" in data else ("alpha",)
+    return [
+        _problem(
+            src,
+            key,
+            f"confidence {plan.confidence:g} does not match alpha {plan.alpha:g}: every "
+            "hypothesis of a plan is one-sided and tested at alpha, and its interval is the "
+            "one-sided lower bound at confidence, so an interval could exclude the null value "
+            "while its test does not reject",
+            f"set confidence: {1 - plan.alpha:g} (1 - alpha) or alpha: {1 - plan.confidence:g} "
+            "(a one-sided 2.5 % test with the lower limit of a two-sided 95 % interval is "
+            "alpha: 0.025 with confidence: 0.975)",
+        )
+    ]

@@ -17,6 +17,7 @@ from studyhub.protocol.plan_options import STATISTIC_OPTIONS
 __all__ = [
     "AGREEMENT_STATISTICS",
     "COMPARISON_STATISTICS",
+    "CONDITIONAL_STATISTICS",
     "AnalysisPlan",
     "Comparison",
     "Endpoint",
@@ -36,6 +37,18 @@ AGREEMENT_STATISTICS = (
 )
 #: Statistics relating human judgements to stored quantitative metrics.
 CORRELATION_STATISTICS = ("spearman",)
+#: Arm comparisons whose inference holds for the raters read only (raters fixed, cases
+#: random): sensitivity analyses, refused for a primary endpoint. Each maps to the reason.
+CONDITIONAL_STATISTICS: dict[str, str] = {
+    "friedman": "friedman compares arms within cases after averaging over the raters read, "
+    "so its p-value and interval are conditional on those raters (fixed raters, random "
+    "cases) and do not generalise to new raters: when raters differ in how much an arm "
+    "helps them it rejects a true null far more often than alpha",
+    "ordinal": "ordinal fits a fixed effect for each rater read and clusters its standard "
+    "errors by case only, so its p-value and interval are conditional on those raters "
+    "(fixed raters, random cases) and do not generalise to new raters: when raters differ "
+    "in how much an arm helps them it rejects a true null far more often than alpha",
+}
 
 
 class Comparison(Strict):
@@ -95,7 +108,11 @@ class Endpoint(Strict):
     """One pre-specified endpoint and its success criterion."""
 
     id: Identifier = Field(description="the endpoint's name in reports")
-    primary: bool = Field(default=False, description="primary endpoints decide the study's success")
+    primary: bool = Field(
+        default=False,
+        description="primary endpoints decide the study's success: every one must pass; "
+        "friedman and ordinal, conditional on the raters read, may only be secondary",
+    )
     description: str = Field(min_length=3, description="the endpoint in words")
     measure: str = Field(
         min_length=1,
@@ -148,6 +165,19 @@ class Endpoint(Strict):
         if statistic is not None:  # else the statistic's own error is reported
             STATISTIC_OPTIONS[statistic].model_validate(options)
         return options  # hashed as written: no defaults filled in
+
+    @field_validator("statistic")
+    @classmethod
+    def _primary_generalises(cls, statistic: str, info: ValidationInfo) -> str:
+        reason = CONDITIONAL_STATISTICS.get(statistic)
+        if reason is not None and info.data.get("primary", False):
+            raise ValueError(
+                f"statistic {statistic!r} is refused for a primary endpoint (primary: true): "
+                f"{reason}; use statistic: mixed_model for the primary endpoint (random rater "
+                f"and case effects: generalises to new raters and cases) and keep {statistic} "
+                "as a secondary sensitivity analysis (primary: false)"
+            )
+        return statistic
 
     @model_validator(mode="after")
     def _statistic_fits(self) -> Endpoint:
@@ -213,14 +243,26 @@ class AnalysisPlan(Strict):
 
     id: Identifier = Field(description="the plan's short name")
     protocol: Identifier = Field(description="the id of the protocol this plan belongs to")
-    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="family-wise type-I error rate")
+    alpha: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=0.5,
+        description="family-wise type-I error rate; every hypothesis of a plan is one-sided, "
+        "tested at this level",
+    )
     confidence: float = Field(
-        default=0.95, gt=0.5, lt=1.0, description="level of every confidence interval"
+        default=0.95,
+        gt=0.5,
+        lt=1.0,
+        description="level of every confidence interval: a one-sided lower bound for the "
+        "plan's one-sided hypotheses, so it must equal 1 - alpha; Bonferroni-level (1 - (1 - "
+        "confidence) / m) for the m primary comparisons under holm or bonferroni",
     )
     multiplicity: Literal["holm", "bonferroni", "fixed_sequence", "none"] = Field(
         default="holm",
-        description="how p-values of the primary endpoints are adjusted; fixed_sequence tests "
-        "them in the listed order and stops at the first failure",
+        description="how p-values of the primary comparison endpoints are adjusted (one that "
+        "cannot be evaluated stays in the family with p = 1); fixed_sequence tests them in "
+        "the listed order and stops at the first failure",
     )
     endpoints: list[Endpoint] = Field(min_length=1, description="the pre-specified endpoints")
     power: PowerPlan | None = Field(

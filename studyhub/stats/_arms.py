@@ -2,8 +2,9 @@
 
 Checks the options (method, hypothesis, margin, alpha, multiplicity, engine),
 turns the user's data frame into tidy ``arm, y, rater, case`` columns with the
-contrasts resolved, and formats one contrast row of the result table with its
-t or normal p-value and interval.
+contrasts resolved, resolves the level and sidedness of the intervals
+(:func:`interval_level`), and formats one contrast row of the result table with
+its t or normal p-value and interval.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ __all__ = [
     "HYPOTHESES",
     "METHODS",
     "Hypothesis",
+    "IntervalLevel",
     "Method",
     "PreparedArms",
     "check_options",
     "contrast_row",
+    "interval_level",
     "p_from_t",
     "prepare_arms",
     "t_quantile",
@@ -186,6 +189,81 @@ def check_options(
             f"engine={engine!r} applies to method='mixed_model' only (got {method!r}); "
             "drop engine= or use method='mixed_model'"
         )
+
+
+@dataclass(frozen=True)
+class IntervalLevel:
+    """The interval a comparison reports: its coverage and whether it is one- or two-sided.
+
+    ``sides = 1`` is the lower confidence bound ``[ci_low, inf)`` of a one-sided
+    hypothesis (H1: difference above the null value); ``sides = 2`` an
+    equal-tailed two-sided interval.
+    """
+
+    coverage: float
+    sides: int
+
+    @property
+    def two_sided(self) -> float:
+        """The two-sided level whose equal-tailed interval has this lower limit.
+
+        A one-sided ``c`` lower bound is the lower limit of the equal-tailed
+        two-sided ``2 c - 1`` interval, so every method computes its usual
+        interval at this level and a one-sided result keeps its lower limit.
+        """
+        return self.coverage if self.sides == 2 else 2 * self.coverage - 1
+
+
+def interval_level(
+    hypothesis: str, alpha: float, confidence: float | None, sides: int | None
+) -> IntervalLevel:
+    """The coverage and sidedness of the intervals of ``compare_arms``.
+
+    Parameters
+    ----------
+    hypothesis : {"superiority", "non_inferiority", "two_sided"}
+        The hypothesis tested.
+    alpha : float
+        Significance level of the test.
+    confidence : float or None
+        Coverage of the reported interval. ``None`` keeps the historical default:
+        a two-sided ``1 - alpha`` interval for ``"two_sided"`` and a two-sided
+        ``1 - 2 alpha`` interval for the one-sided hypotheses (whose lower limit
+        is the one-sided ``1 - alpha`` bound).
+    sides : {1, 2} or None
+        1: a one-sided lower bound; 2: a two-sided interval. ``None``: one-sided
+        for a one-sided hypothesis when ``confidence`` is given, else two-sided.
+
+    Returns
+    -------
+    IntervalLevel
+
+    Raises
+    ------
+    DataError
+        For a coverage outside (0, 1), sides other than 1 or 2, or a one-sided
+        bound asked of a two-sided hypothesis.
+    """
+    if sides is not None and sides not in (1, 2):
+        raise DataError(f"sides is {sides!r}; pass 1 (a lower confidence bound) or 2")
+    if sides == 1 and hypothesis == "two_sided":
+        raise DataError(
+            "sides=1 asks for a lower confidence bound but hypothesis='two_sided' tests both "
+            "directions; pass sides=2 or a one-sided hypothesis"
+        )
+    if confidence is not None and not (
+        isinstance(confidence, int | float) and 0.5 < confidence < 1
+    ):
+        raise DataError(
+            f"confidence is {confidence!r}; pass the coverage of the intervals, above 0.5 "
+            "and below 1 (e.g. 0.95)"
+        )
+    one_sided = hypothesis != "two_sided"
+    if sides is None:
+        sides = 1 if (one_sided and confidence is not None) else 2
+    if confidence is None:
+        confidence = 1 - 2 * alpha if (one_sided and sides == 2) else 1 - alpha
+    return IntervalLevel(coverage=float(confidence), sides=sides)
 
 
 def t_quantile(confidence: float, df: float) -> float:

@@ -47,6 +47,7 @@ from studyhub.stats._arms import (
     PreparedArms,
     check_options,
     contrast_row,
+    interval_level,
     p_from_t,
     prepare_arms,
     t_quantile,
@@ -92,15 +93,21 @@ class ArmComparison:
         (NaN for ``"friedman"``, where no standard error is defined), ``df``
         (t degrees of freedom; ``inf`` where the reference distribution is
         normal; NaN for rank and bootstrap methods), ``statistic``, ``ci_low``,
-        ``ci_high``, ``p_value`` (for the chosen hypothesis), ``p_adjusted`` and
-        ``reject`` (``p_adjusted <= alpha``).
+        ``ci_high`` (``inf`` for a one-sided lower bound), ``p_value`` (for the
+        chosen hypothesis), ``p_adjusted`` and ``reject`` (``p_adjusted <= alpha``).
     method, hypothesis, margin, alpha, multiplicity :
         The analysis as run.
     confidence : float
-        Coverage of the intervals: ``1 - alpha`` for ``"two_sided"``, ``1 - 2
-        alpha`` for one-sided hypotheses, so that ``ci_low`` is the one-sided
-        ``1 - alpha`` lower confidence bound and an unadjusted rejection is
-        ``ci_low > -margin``. Intervals are not adjusted for multiplicity.
+        Coverage of each interval (see ``interval_sides``). By default
+        ``1 - alpha`` (two-sided) for ``"two_sided"`` and ``1 - 2 alpha``
+        (two-sided) for the one-sided hypotheses, so that ``ci_low`` is the
+        one-sided ``1 - alpha`` lower confidence bound and an unadjusted
+        rejection is ``ci_low > -margin``; otherwise the ``confidence`` passed.
+        Intervals are not adjusted for multiplicity: pass the adjusted level
+        as ``confidence`` (e.g. ``1 - (1 - 0.95) / m`` for Bonferroni over m).
+    interval_sides : int
+        2: ``ci_low, ci_high`` is an equal-tailed two-sided interval; 1:
+        ``ci_low`` is a one-sided lower confidence bound and ``ci_high`` is ``inf``.
     arm_means : pandas.DataFrame
         ``arm``, ``n`` (ratings), ``mean`` of the raw ratings.
     variance_components : dict
@@ -130,6 +137,7 @@ class ArmComparison:
     n_raters: int
     n_cases: int
     n_missing_ratings: int
+    interval_sides: int = 2
 
 
 # --------------------------------------------------------------------------- compare_arms
@@ -153,6 +161,8 @@ def compare_arms(
     engine: Engine = "studyhub",
     n_boot: int = 2000,
     seed: int = 0,
+    confidence: float | None = None,
+    sides: int | None = None,
 ) -> ArmComparison:
     """Compare explanation arms rated by crossed raters and cases.
 
@@ -166,7 +176,8 @@ def compare_arms(
         Control arm; the default contrasts are every other arm versus it.
     contrasts : sequence of (arm, versus), optional
         Explicit contrasts, each estimating ``arm - versus``, in the order of a
-        fixed testing sequence.
+        fixed testing sequence (``multiplicity="fixed_sequence"`` with more
+        than one contrast needs them: ``reference=`` states no order).
     method : {"mixed_model", "friedman", "cluster_bootstrap", "ordinal"}
         See the module docstring. ``"mixed_model"`` is the primary analysis.
     hypothesis : {"superiority", "non_inferiority", "two_sided"}
@@ -188,6 +199,16 @@ def compare_arms(
         fits statsmodels ``MixedLM`` for a cross-check; other methods refuse it.
     n_boot, seed : int
         Bootstrap resamples and seed (``"cluster_bootstrap"``).
+    confidence : float, optional
+        Coverage of the intervals, above 0.5 and below 1. By default a two-sided
+        ``1 - alpha`` interval for ``"two_sided"`` and a two-sided ``1 - 2
+        alpha`` interval (whose lower limit is the one-sided ``1 - alpha``
+        bound) for the one-sided hypotheses. Given, a one-sided hypothesis gets
+        the one-sided lower bound of this coverage (``ci_high = inf``) unless
+        ``sides=2``. Pass a multiplicity-adjusted level to adjust the intervals.
+    sides : {1, 2}, optional
+        1: a one-sided lower confidence bound (one-sided hypotheses only); 2: a
+        two-sided interval. Default: see ``confidence``.
 
     Returns
     -------
@@ -197,7 +218,8 @@ def compare_arms(
     ------
     DataError
         For missing columns, unknown arms or options, constant ratings, too few
-        raters or cases, or incomplete Friedman blocks.
+        raters or cases, incomplete Friedman blocks, or a fixed testing sequence
+        without explicit ``contrasts``.
 
     Notes
     -----
@@ -280,6 +302,7 @@ def compare_arms(
     check_options(
         method, hypothesis, margin, alpha, multiplicity, rater_by_arm=rater_by_arm, engine=engine
     )
+    level = interval_level(hypothesis, alpha, confidence, sides)
     prep = prepare_arms(
         data,
         arm=arm,
@@ -290,7 +313,17 @@ def compare_arms(
         contrasts=contrasts,
         min_raters=1 if method in ("friedman",) else 2,
     )
-    confidence = 1 - alpha if hypothesis == "two_sided" else 1 - 2 * alpha
+    if multiplicity == "fixed_sequence" and contrasts is None and len(prep.contrasts) > 1:
+        order = [f"{a} - {b}" for a, b in prep.contrasts]
+        raise DataError(
+            f"multiplicity='fixed_sequence' tests the contrasts in their pre-registered order, "
+            f"but reference={reference!r} states no order (the arms would be tested "
+            f"alphabetically: {order}); pass contrasts=[(arm, versus), ...] in the planned "
+            "testing order"
+        )
+    # Every method computes its equal-tailed two-sided interval at this level; a
+    # one-sided bound keeps the lower limit (ci_high set to inf below).
+    confidence = level.two_sided
     null = -margin
     frame = prep.frame
     rows: list[dict[str, Any]] = []
@@ -390,6 +423,8 @@ def compare_arms(
     table = pd.DataFrame(rows)
     table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), multiplicity)
     table["reject"] = table["p_adjusted"] <= alpha
+    if level.sides == 1:
+        table["ci_high"] = math.inf
     table = table[CONTRAST_COLUMNS]
     means = (
         frame.groupby("arm", sort=False)["y"].agg(["size", "mean"]).reindex(prep.arms).reset_index()
@@ -401,7 +436,7 @@ def compare_arms(
         hypothesis=hypothesis,
         margin=float(margin),
         alpha=float(alpha),
-        confidence=float(confidence),
+        confidence=level.coverage,
         multiplicity=multiplicity,
         arm_means=means,
         variance_components=vc,
@@ -411,6 +446,7 @@ def compare_arms(
         n_raters=int(frame["rater"].nunique()),
         n_cases=int(frame["case"].nunique()),
         n_missing_ratings=prep.n_missing,
+        interval_sides=level.sides,
     )
 
 

@@ -6,21 +6,39 @@ runs exactly that analysis on the long data frame of ratings and applies the
 decision rule the hypothesis implies:
 
 - superiority: the one-sided p-value of ``arm - versus > 0``, adjusted across the
-  primary endpoints by the plan's multiplicity procedure, is below alpha;
+  primary comparison endpoints by the plan's multiplicity procedure, is below alpha;
 - non-inferiority: the same for ``arm - versus > -margin`` (equivalently the
-  lower (1 - 2 alpha) confidence limit lies above ``-margin``);
-- agreement / correlation: the lower confidence limit reaches the threshold.
+  one-sided lower confidence bound, at the level matching the adjustment, lies
+  above ``-margin``);
+- agreement / correlation: the one-sided lower confidence bound at the plan's
+  ``confidence`` reaches the threshold.
 
-An endpoint whose analysis cannot run on the data (too few raters, a missing arm,
-constant ratings) is NOT EVALUABLE, with the reason; it never passes. Under a
-fixed-sequence procedure the primary endpoints are tested in the plan's order
-and every primary endpoint after the first failure FAILS as "not reached".
+The plan is applied as written:
+
+- *Family.* The multiplicity family is every primary comparison endpoint of the
+  plan. One whose analysis cannot run on the data (too few raters, a missing
+  arm, constant ratings) is NOT EVALUABLE, with the reason, never passes, and
+  stays in the family with p = 1 (:func:`studyhub.stats.multiplicity.adjust_family`),
+  so a missing endpoint never makes the others easier to pass.
+- *Order.* Under ``fixed_sequence`` the primary endpoints are tested in the
+  plan's order (each endpoint states one contrast, ``arm - versus``); every
+  primary endpoint after the first that does not pass FAILS as "not reached".
+- *Intervals.* Every hypothesis a plan states is one-sided, so every interval is
+  a one-sided lower bound (``ci_high`` is ``inf``) at the plan's ``confidence``
+  (which the plan schema keeps equal to ``1 - alpha``), Bonferroni-adjusted for
+  the primary comparisons under Holm or Bonferroni
+  (:func:`studyhub.stats.multiplicity.family_interval`). Each result names its
+  interval's level and adjustment (``ci_level``, ``ci_sides``, ``ci_adjustment``)
+  and the population its inference holds for (``population``).
+- *Success.* Every primary endpoint must PASS (the plan marks the endpoints that
+  decide success with ``primary: true`` and states no other rule); a primary
+  endpoint that FAILS or is NOT EVALUABLE fails the study.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,18 +46,36 @@ import pandas as pd
 from scipy import stats as sps
 
 from studyhub.errors import DataError
-from studyhub.protocol.plan import COMPARISON_STATISTICS, AnalysisPlan, Endpoint
+from studyhub.protocol.plan import (
+    COMPARISON_STATISTICS,
+    CONDITIONAL_STATISTICS,
+    AnalysisPlan,
+    Endpoint,
+)
 from studyhub.stats._data import require_columns, require_numeric
-from studyhub.stats.multiplicity import adjust_pvalues
+from studyhub.stats.multiplicity import FamilyInterval, adjust_family, family_interval
 
 __all__ = ["CriteriaReport", "EndpointResult", "evaluate_criteria"]
 
 Verdict = Literal["PASS", "FAIL", "NOT EVALUABLE"]
 
+#: The plan's success rule, as the report states it.
+SUCCESS_RULE = (
+    "every primary endpoint must PASS: the plan marks the endpoints that decide success with "
+    "primary: true, so a primary endpoint that FAILS or is NOT EVALUABLE fails the study"
+)
+
 
 @dataclass(frozen=True)
 class EndpointResult:
-    """One endpoint's estimate, interval, p-values and verdict, with the criterion text."""
+    """One endpoint's estimate, interval, p-values and verdict, with the criterion text.
+
+    ``ci_low`` .. ``ci_high`` is the interval: with ``ci_sides`` 1 a one-sided
+    lower confidence bound (``ci_high`` is ``inf``), with 2 a two-sided interval;
+    ``ci_level`` is its coverage and ``ci_adjustment`` its multiplicity
+    adjustment in words. ``population`` says to whom the inference
+    generalises (new raters and cases, or only the raters read).
+    """
 
     endpoint: str
     primary: bool
@@ -57,18 +93,29 @@ class EndpointResult:
     p_adjusted: float | None = None
     n_raters: int | None = None
     n_cases: int | None = None
+    ci_level: float | None = None
+    ci_sides: int | None = None
+    ci_adjustment: str = ""
+    population: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class CriteriaReport:
-    """The verdicts of every endpoint of a plan."""
+    """The verdicts of every endpoint of a plan.
+
+    ``family`` lists the endpoints of the multiplicity family (every primary
+    comparison endpoint, evaluable or not); ``success_rule`` states the rule
+    ``success`` applies.
+    """
 
     plan_id: str
     alpha: float
     confidence: float
     multiplicity: str
     results: list[EndpointResult]
+    family: list[str] = field(default_factory=list)
+    success_rule: str = SUCCESS_RULE
 
     @property
     def table(self) -> pd.DataFrame:
@@ -78,8 +125,15 @@ class CriteriaReport:
 
     @property
     def success(self) -> bool:
-        """True when every primary endpoint passed."""
+        """True when every primary endpoint passed (``success_rule``)."""
         return all(r.verdict == "PASS" for r in self.results if r.primary)
+
+    @property
+    def not_passed(self) -> list[str]:
+        """The primary endpoints that did not pass, each with its verdict."""
+        return [
+            f"{r.endpoint} ({r.verdict})" for r in self.results if r.primary and r.verdict != "PASS"
+        ]
 
 
 @dataclass
@@ -171,10 +225,13 @@ def evaluate_criteria(
             metrics, case=case, arm=arm, missing_ok=used, **{name: name for name in used}
         )
     cols = {"rater": rater, "case": case, "arm": arm, "measure": measure, "value": value}
+    levels = _interval_levels(plan)
     estimates: dict[str, _Estimate | str] = {}
     for ep in plan.endpoints:
         try:
-            estimates[ep.id] = _run(ep, data, cols, plan, truth, repeat, metrics, seed)
+            est = _run(ep, data, cols, plan, truth, repeat, metrics, seed, levels[ep.id].coverage)
+            # one-sided hypotheses: the lower bound alone is the interval
+            estimates[ep.id] = replace(est, ci_high=math.inf)
         except DataError as exc:
             estimates[ep.id] = str(exc)
     return CriteriaReport(
@@ -182,8 +239,60 @@ def evaluate_criteria(
         alpha=plan.alpha,
         confidence=plan.confidence,
         multiplicity=plan.multiplicity,
-        results=_decide(plan, estimates),
+        results=_decide(plan, estimates, levels),
+        family=[ep.id for ep in plan.endpoints if _in_family(ep)],
     )
+
+
+def _in_family(ep: Endpoint) -> bool:
+    """Primary comparison endpoints: the hypotheses the plan's multiplicity procedure adjusts."""
+    return ep.primary and ep.statistic in COMPARISON_STATISTICS
+
+
+def _interval_levels(plan: AnalysisPlan) -> dict[str, FamilyInterval]:
+    """Each endpoint's one-sided interval level, fixed by the plan before any data."""
+    m = sum(_in_family(ep) for ep in plan.endpoints)
+    family = family_interval(plan.confidence, max(m, 1), plan.multiplicity)
+    outside = FamilyInterval(
+        plan.confidence,
+        "unadjusted: judged on its interval, outside the family of primary comparisons",
+    )
+    secondary = FamilyInterval(plan.confidence, "unadjusted: a secondary endpoint")
+    return {
+        ep.id: family if _in_family(ep) else outside if ep.primary else secondary
+        for ep in plan.endpoints
+    }
+
+
+def _population(ep: Endpoint, est: _Estimate | str) -> str:
+    """To whom the endpoint's inference generalises."""
+    stat = ep.statistic
+    if stat in CONDITIONAL_STATISTICS:
+        return "conditional on the raters read (fixed raters, random cases): sensitivity analysis"
+    if stat == "mixed_model":
+        vc = est.details.get("variance_components", {}) if isinstance(est, _Estimate) else {}
+        text = "new raters and cases (random rater and case effects)"
+        if vc:
+            missing = [
+                f"{who} x arm"
+                for who in ("rater", "case")
+                if not any(who in str(k) and "arm" in str(k) for k in vc)
+            ]
+            if missing:
+                text += f"; assumes no {' or '.join(missing)} variation"
+        return text
+    if stat == "cluster_bootstrap":
+        return "new raters and cases (two-way cluster bootstrap over raters and cases)"
+    if stat == "mrmc":
+        return "new readers and cases (Obuchowski-Rockette, random readers and cases)"
+    if stat == "icc":
+        form = str(ep.options.get("form", "ICC2")).strip().lower().replace(" ", "")
+        if form.startswith(("icc3", "icc(3", "icc(c")):
+            return "conditional on the raters read (ICC3: fixed raters, random cases)"
+        return "new raters and cases (ICC1 / ICC2: random raters and cases)"
+    if stat == "spearman":
+        return "conditional on the raters read (random cases: case-clustered bootstrap)"
+    return "conditional on the raters read (agreement of these raters, random cases)"
 
 
 def _subset(data: pd.DataFrame, cols: dict[str, str], ep: Endpoint, item: str) -> pd.DataFrame:
@@ -218,15 +327,17 @@ def _run(
     repeat: str | None,
     metrics: pd.DataFrame | None,
     seed: int,
+    level: float,
 ) -> _Estimate:
+    """Run the endpoint's analysis; ``level`` is the coverage of its one-sided lower bound."""
     opts = dict(ep.options)
     seed = int(opts.pop("seed", seed))
     if ep.statistic in COMPARISON_STATISTICS and ep.statistic != "mrmc":
-        return _compare(ep, _subset(data, cols, ep, ep.measure), cols, plan, opts, seed)
+        return _compare(ep, _subset(data, cols, ep, ep.measure), cols, plan, opts, seed, level)
     if ep.statistic == "mrmc":
-        return _mrmc(ep, data, cols, plan, truth, opts)
+        return _mrmc(ep, data, cols, plan, truth, opts, level)
     if ep.statistic == "spearman":
-        return _spearman(ep, data, cols, plan, metrics, opts, seed)
+        return _spearman(ep, data, cols, plan, metrics, opts, seed, level)
     return _agreement(ep, _subset(data, cols, ep, ep.measure), cols, plan, repeat, opts, seed)
 
 
@@ -237,6 +348,7 @@ def _compare(
     plan: AnalysisPlan,
     opts: dict[str, Any],
     seed: int,
+    level: float,
 ) -> _Estimate:
     from studyhub.stats.compare import compare_arms
 
@@ -255,6 +367,8 @@ def _compare(
         alpha=plan.alpha,
         multiplicity="none",
         seed=seed,
+        confidence=level,
+        sides=1,
         **opts,
     )
     row = res.contrasts.iloc[0]
@@ -276,6 +390,7 @@ def _mrmc(
     plan: AnalysisPlan,
     truth: str | None,
     opts: dict[str, Any],
+    level: float,
 ) -> _Estimate:
     from studyhub.stats.mrmc import mrmc
 
@@ -305,11 +420,11 @@ def _mrmc(
     est, se, df = sign * float(row["estimate"]), float(row["stderr"]), float(row["df"])
     shift = ep.hypothesis.margin or 0.0
     t = (est + shift) / se
-    q = sps.t.ppf(1 - plan.alpha, df)
+    q = sps.t.ppf(level, df)  # one-sided lower bound
     return _Estimate(
         est,
         est - q * se,
-        est + q * se,
+        math.inf,
         float(sps.t.sf(t, df)),
         res.n_readers,
         res.n_cases,
@@ -325,6 +440,7 @@ def _spearman(
     metrics: pd.DataFrame | None,
     opts: dict[str, Any],
     seed: int,
+    level: float,
 ) -> _Estimate:
     from studyhub.stats.correlation import metric_correlation
 
@@ -348,9 +464,9 @@ def _spearman(
         metric=name,
         n_boot=int(opts.pop("n_boot", 2000)),
         seed=seed,
-        confidence=plan.confidence,
+        confidence=2 * level - 1,  # its lower limit is the one-sided ``level`` bound
     )
-    return _Estimate(res.estimate, res.ci_low, res.ci_high, res.p_value, None, res.n_cases)
+    return _Estimate(res.estimate, res.ci_low, math.inf, res.p_value, None, res.n_cases)
 
 
 def _agreement(
@@ -367,7 +483,7 @@ def _agreement(
     sub = sub.assign(_unit=sub[cols["case"]].astype(str) + "|" + sub[cols["arm"]].astype(str))
     n_raters = int(sub[cols["rater"]].nunique())
     n_cases = int(sub[cols["case"]].nunique())
-    conf = plan.confidence
+    conf = 2 * plan.confidence - 1  # equal-tailed: its lower limit is the one-sided bound
     if ep.statistic == "intra_rater":
         if repeat is None:
             raise DataError("intra_rater endpoints need the repeat-reading column: pass repeat=")
@@ -457,29 +573,25 @@ def _fleiss(
     return _Estimate(point, float(lo), float(hi), None, n_raters, n_cases, {"n_boot": len(boots)})
 
 
-def _decide(plan: AnalysisPlan, estimates: dict[str, _Estimate | str]) -> list[EndpointResult]:
-    tested = [
-        ep.id
-        for ep in plan.endpoints
-        if ep.primary
-        and ep.statistic in COMPARISON_STATISTICS
-        and isinstance(estimates[ep.id], _Estimate)
-    ]
-    raw = [estimates[i].p_value for i in tested]  # type: ignore[union-attr]
+def _decide(
+    plan: AnalysisPlan, estimates: dict[str, _Estimate | str], levels: dict[str, FamilyInterval]
+) -> list[EndpointResult]:
+    family = [ep.id for ep in plan.endpoints if _in_family(ep)]
+    p_family = [est.p_value if isinstance(est := estimates[i], _Estimate) else None for i in family]
     adjusted: dict[str, float] = {}
-    if tested and plan.multiplicity != "fixed_sequence":
-        method = "none" if plan.multiplicity == "none" else plan.multiplicity
+    if family and plan.multiplicity != "fixed_sequence":
         adjusted = dict(
-            zip(
-                tested,
-                map(float, adjust_pvalues(np.asarray(raw, dtype=float), method)),
-                strict=True,
-            )
+            zip(family, map(float, adjust_family(p_family, plan.multiplicity)), strict=True)
         )
+    m = len(family)
+    in_family = f"counted in the {plan.multiplicity} family of {m} primary comparisons with p = 1"
+    sequence = plan.multiplicity == "fixed_sequence"
+    running = 0.0  # fixed sequence: the adjusted p-value is the running maximum
     results: list[EndpointResult] = []
     stopped: str | None = None
     for ep in plan.endpoints:
         est = estimates[ep.id]
+        level = levels[ep.id]
         base: dict[str, Any] = {
             "endpoint": ep.id,
             "primary": ep.primary,
@@ -490,19 +602,34 @@ def _decide(plan: AnalysisPlan, estimates: dict[str, _Estimate | str]) -> list[E
             else None,
             "hypothesis": _describe(ep),
             "criterion": " ".join(ep.success_criterion.split()),
+            "population": _population(ep, est),
         }
         if isinstance(est, str):
-            results.append(EndpointResult(**base, verdict="NOT EVALUABLE", reason=est))
-            if ep.primary and plan.multiplicity == "fixed_sequence" and stopped is None:
-                stopped = ep.id
+            reason = est
+            if ep.id in family and m > 1 and plan.multiplicity in ("holm", "bonferroni"):
+                reason = f"{est} ({in_family})"
+            results.append(EndpointResult(**base, verdict="NOT EVALUABLE", reason=reason))
+            if ep.primary and sequence:
+                running = 1.0
+                stopped = stopped or ep.id
             continue
-        p_adj = adjusted.get(ep.id, est.p_value) if ep.primary else est.p_value
+        p_adj = est.p_value
+        testable = p_adj is not None and math.isfinite(p_adj)
+        if ep.id in family and not sequence:
+            p_adj = adjusted[ep.id] if testable else None
+        elif ep.id in family:
+            running = max(running, p_adj if testable and p_adj is not None else 1.0)
+            p_adj = running if testable else None
         verdict, reason = _verdict(ep, est, p_adj, plan.alpha)
-        if ep.primary and plan.multiplicity == "fixed_sequence":
+        adjustment = level.adjustment
+        if ep.primary and sequence:
             if stopped is not None:
                 verdict, reason = "FAIL", f"not reached: the fixed sequence stopped at {stopped!r}"
+                adjustment += "; not reached, so no confidence claim"
             elif verdict != "PASS":
                 stopped = ep.id
+                if ep.id not in family or not testable:
+                    running = 1.0  # no p-value of its own to carry on
         results.append(
             EndpointResult(
                 **base,
@@ -515,6 +642,9 @@ def _decide(plan: AnalysisPlan, estimates: dict[str, _Estimate | str]) -> list[E
                 p_adjusted=p_adj if ep.statistic in COMPARISON_STATISTICS else None,
                 n_raters=est.n_raters,
                 n_cases=est.n_cases,
+                ci_level=level.coverage,
+                ci_sides=1,
+                ci_adjustment=adjustment,
                 details=est.details,
             )
         )

@@ -3,18 +3,33 @@
 A reader study usually compares more than one explanation arm with a control,
 so the analysis plan names how the family-wise error rate is controlled: Holm's
 step-down procedure, Bonferroni, or a fixed (hierarchical) testing sequence.
+
+The family is fixed by the plan, not by the data: a hypothesis that could not be
+tested (no data, a missing arm) stays in it with p = 1 (:func:`adjust_family`),
+and intervals are reported at the level that matches the adjusted verdicts
+(:func:`family_interval`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from studyhub.errors import DataError
 
-__all__ = ["MULTIPLICITY_METHODS", "Multiplicity", "adjust_pvalue_matrix", "adjust_pvalues"]
+__all__ = [
+    "MULTIPLICITY_METHODS",
+    "FamilyInterval",
+    "Multiplicity",
+    "adjust_family",
+    "adjust_pvalue_matrix",
+    "adjust_pvalues",
+    "family_interval",
+]
 
 Multiplicity = Literal["holm", "bonferroni", "fixed_sequence", "none"]
 MULTIPLICITY_METHODS: tuple[str, ...] = ("holm", "bonferroni", "fixed_sequence", "none")
@@ -128,3 +143,117 @@ def adjust_pvalue_matrix(p: np.ndarray, method: str) -> np.ndarray:
         np.put_along_axis(out, order, stepped, axis=1)
         return out
     raise AssertionError(f"unreachable: {method}")  # pragma: no cover
+
+
+def adjust_family(p: Sequence[float | None], method: str = "holm") -> np.ndarray:
+    """Adjust the p-values of a pre-specified family in which some hypotheses were not tested.
+
+    Parameters
+    ----------
+    p : sequence of float or None
+        One entry per hypothesis of the family, in the plan's order; ``None`` (or
+        a non-finite value) for a hypothesis that could not be tested.
+    method : {"holm", "bonferroni", "fixed_sequence", "none"}
+        As in :func:`adjust_pvalues`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values, an untested hypothesis at 1.
+
+    Notes
+    -----
+    The family is what the plan pre-specified. An untested hypothesis enters
+    with p = 1: it counts in Holm's and Bonferroni's family size ``m`` and is
+    never rejected, and in a fixed sequence it stops the sequence. Dropping it
+    instead would let a hypothesis that lacked data make the others easier to
+    reject (Holm with m = 3 turning into m = 2: p = 0.017 adjusts to 0.051, not
+    0.034), a data-dependent choice of the family that breaks the family-wise
+    error guarantee the plan promised. Checked by hand computation in the tests.
+
+    References
+    ----------
+    .. [1] EMA/CHMP (2017). Guideline on multiplicity issues in clinical trials
+       (draft): the family of primary hypotheses is fixed in the protocol.
+    """
+    filled = [1.0 if v is None or not math.isfinite(float(v)) else float(v) for v in p]
+    return adjust_pvalues(filled, method)
+
+
+@dataclass(frozen=True)
+class FamilyInterval:
+    """The coverage of one hypothesis's interval in a family, and what it means.
+
+    ``coverage`` is the coverage of that interval alone; ``adjustment`` names
+    the multiplicity adjustment in words.
+    """
+
+    coverage: float
+    adjustment: str
+
+
+def family_interval(confidence: float, m: int, method: str) -> FamilyInterval:
+    """The interval level matching the adjusted verdicts of a family of ``m`` hypotheses.
+
+    Parameters
+    ----------
+    confidence : float
+        The plan's confidence level (simultaneous coverage wanted for the family).
+    m : int
+        Size of the family (untested hypotheses included).
+    method : {"holm", "bonferroni", "fixed_sequence", "none"}
+        The family's multiplicity procedure.
+
+    Returns
+    -------
+    FamilyInterval
+        Bonferroni and Holm: coverage ``1 - (1 - confidence) / m`` each, so the
+        ``m`` intervals hold together with probability at least ``confidence``.
+        For Bonferroni such an interval excludes the null value exactly when the
+        adjusted p-value is below ``1 - confidence``. For Holm it is the interval
+        of Holm's first step: a hypothesis rejected in a later step (at
+        ``alpha / (m - k)``) may still have the null value inside it. Fixed
+        sequence: every hypothesis is tested at the full level, so its
+        interval is unadjusted at ``confidence`` (it carries a confidence claim
+        only while the sequence has not stopped). None: unadjusted.
+
+    Notes
+    -----
+    For Holm the Bonferroni-level interval is reported because it is
+    informative for every hypothesis. The intervals compatible with Holm's
+    step-down test [1]_ are not: unless every hypothesis is rejected, the lower
+    bound of each rejected one is the null value itself, so they say nothing
+    about the size of the effect that the study exists to estimate. Checked against
+    hand computation in the tests.
+
+    References
+    ----------
+    .. [1] Strassburger K, Bretz F (2008). Compatible simultaneous lower confidence
+       bounds for the Holm procedure and other Bonferroni-based closed tests.
+       Statistics in Medicine 27:4914-4927.
+    .. [2] Dmitrienko A, Tamhane AC, Bretz F (2010). Multiple Testing Problems in
+       Pharmaceutical Statistics. Chapman & Hall, section 2.6.
+    """
+    if method not in MULTIPLICITY_METHODS:
+        raise DataError(
+            f"multiplicity method {method!r} is unknown; use one of "
+            f"{', '.join(MULTIPLICITY_METHODS)}"
+        )
+    if not (isinstance(m, int) and m >= 1):
+        raise DataError(f"family size is {m!r}; pass the number of hypotheses (at least 1)")
+    if method in ("holm", "bonferroni") and m > 1:
+        coverage = 1 - (1 - confidence) / m
+        if method == "bonferroni":
+            return FamilyInterval(coverage, f"Bonferroni-adjusted over {m} primary tests")
+        return FamilyInterval(
+            coverage,
+            f"Bonferroni level over {m} primary tests (Holm's first step; a later Holm "
+            "step may reject with the null value inside)",
+        )
+    if method == "fixed_sequence" and m > 1:
+        return FamilyInterval(
+            confidence, f"unadjusted: the fixed sequence of {m} tests spends the full level"
+        )
+    if m == 1 and method != "none":
+        return FamilyInterval(confidence, "unadjusted: a family of one primary test")
+    return FamilyInterval(confidence, "unadjusted (multiplicity: none)")

@@ -71,7 +71,8 @@ def test_hash_survives_a_new_optional_field(demo_copy: Path) -> None:
 def test_plan_change_changes_registration_hash(demo_copy: Path) -> None:
     before = load_study(demo_copy)
     plan = demo_copy.parent.parent / "analysis" / "inspection_demo.yaml"
-    plan.write_text(plan.read_text().replace("alpha: 0.05", "alpha: 0.025"))
+    text = plan.read_text().replace("alpha: 0.05", "alpha: 0.025")
+    plan.write_text(text.replace("confidence: 0.95", "confidence: 0.975"))  # 1 - alpha
     after = load_study(demo_copy)
     assert after.protocol_hash == before.protocol_hash
     assert after.plan_hash != before.plan_hash

@@ -7,7 +7,12 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from studyhub.errors import DataError
-from studyhub.stats.multiplicity import adjust_pvalue_matrix, adjust_pvalues
+from studyhub.stats.multiplicity import (
+    adjust_family,
+    adjust_pvalue_matrix,
+    adjust_pvalues,
+    family_interval,
+)
 
 P = [0.01, 0.04, 0.03, 0.005]
 
@@ -62,3 +67,54 @@ def test_errors(p: list[float], method: str, message: str) -> None:
     with pytest.raises(DataError) as info:
         adjust_pvalues(p, method)
     assert message in str(info.value)
+
+
+def test_an_untested_hypothesis_stays_in_the_family_with_p_1() -> None:
+    # Holm over m = 3 (hand computation): sorted 0.017, 0.03, 1 times 3, 2, 1 = 0.051, 0.06,
+    # 1. Dropping the untested one (m = 2) would give 0.034, 0.034: a PASS made by no data.
+    np.testing.assert_allclose(adjust_family([0.017, None, 0.03], "holm"), [0.051, 1.0, 0.06])
+    np.testing.assert_allclose(adjust_pvalues([0.017, 0.03], "holm"), [0.034, 0.034])
+    np.testing.assert_allclose(
+        adjust_family([0.017, float("nan"), 0.03], "bonferroni"), [0.051, 1.0, 0.09]
+    )
+    # a fixed sequence stops at it
+    np.testing.assert_allclose(
+        adjust_family([0.01, None, 0.001], "fixed_sequence"), [0.01, 1.0, 1.0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("m", "method", "coverage", "adjustment"),
+    [
+        (2, "bonferroni", 0.975, "Bonferroni-adjusted over 2 primary tests"),
+        (
+            4,
+            "holm",
+            0.9875,
+            "Bonferroni level over 4 primary tests (Holm's first step; a later Holm step may "
+            "reject with the null value inside)",
+        ),
+        (
+            3,
+            "fixed_sequence",
+            0.95,
+            "unadjusted: the fixed sequence of 3 tests spends the full level",
+        ),
+        (1, "holm", 0.95, "unadjusted: a family of one primary test"),
+        (3, "none", 0.95, "unadjusted (multiplicity: none)"),
+    ],
+)
+def test_family_interval_levels(m: int, method: str, coverage: float, adjustment: str) -> None:
+    # Bonferroni: each of m intervals at 1 - (1 - 0.95) / m holds jointly with >= 95 %
+    level = family_interval(0.95, m, method)
+    assert level.coverage == pytest.approx(coverage, abs=1e-12)
+    assert level.adjustment == adjustment
+
+
+def test_family_interval_errors() -> None:
+    with pytest.raises(DataError) as info:
+        family_interval(0.95, 0, "holm")
+    assert "family size is 0; pass the number of hypotheses (at least 1)" in str(info.value)
+    with pytest.raises(DataError) as info:
+        family_interval(0.95, 2, "hochberg")
+    assert "multiplicity method 'hochberg' is unknown" in str(info.value)
