@@ -78,6 +78,9 @@ def progress_bar(
         yield tick
 
 
+_WHAT = {"errors": "misclassified", "low_confidence": "low-confidence"}
+
+
 def print_sampling_report(report: dict[str, Any], console: Console) -> None:
     """The sampling report as tables: case flow, strata, balance, diversity, calibration."""
     flow = report["flow"]
@@ -88,11 +91,17 @@ def print_sampling_report(report: dict[str, Any], console: Console) -> None:
     table.add_row("eligible", str(flow["eligible"]))
     table.add_row("enrolled", str(flow["enrolled"]))
     console.print(table)
+    targeted = {
+        name: e for name, e in report["enrichment"].items() if e.get("planned_count") is not None
+    }
     strata = Table(title="Strata (eligible pool vs sample)")
-    for col in ("stratum", "eligible", "quota", "sample"):
+    for col in ("stratum", "eligible", "quota", "sample", *(_WHAT[name] for name in targeted)):
         strata.add_column(col)
     for row in report["strata"]:
-        strata.add_row(*texts(row["stratum"], row["eligible"], row["quota"], row["sample"]))
+        flagged = [e["by_stratum"].get(row["stratum"], 0) for e in targeted.values()]
+        strata.add_row(
+            *texts(row["stratum"], row["eligible"], row["quota"], row["sample"], *flagged)
+        )
     console.print(strata)
     std = Table(title="Standardized differences, sample minus pool (|d| < 0.1: balanced)")
     for col in ("variable", "level", "pool", "sample", "d"):
@@ -117,13 +126,16 @@ def print_sampling_report(report: dict[str, Any], console: Console) -> None:
         f"{div['random_coverage_radius']:.3f}",
         markup=False,
     )
-    for name, e in report["enrichment"].items():
-        if e["target_share"] > 0:
-            console.print(
-                f"Enrichment of {name.replace('_', '-')}: {e['achieved_share']:.0%} of the sample "
-                f"(target {e['target_share']:.0%}; {int(e['available'])} available)",
-                markup=False,
-            )
+    n = report["flow"]["enrolled"]
+    for name, e in targeted.items():
+        planned = e["planned_count"]
+        kept = "as planned" if e["count"] == planned else f"planned {planned}, see the note"
+        console.print(
+            f"Enrichment: {int(e['count'])} {_WHAT[name]} cases of {n} "
+            f"({e['achieved_share']:.1%}; {kept}: {e['target_share']:g} x {n}); "
+            f"{int(e['available'])} in the eligible pool",
+            markup=False,
+        )
     for note in report["notes"]:
         console.print(f"note: {note}", markup=False)
     cal = report["calibration"]

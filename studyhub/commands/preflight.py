@@ -6,8 +6,8 @@
 1. opens the data source (CSV manifest, class folders, DICOM folder or the demo)
    and checks every row as ``sample`` will (columns, labels, files);
 2. checks the splits (``sampling.pool_split``, ``model.calibration_split``), the
-   eligibility criteria and every sampling quota and ``n_cases`` against the
-   cases that exist;
+   eligibility criteria, every sampling quota and ``n_cases``, and the enrichment
+   targets (``sampling.enrich``) against the cases that exist;
 3. imports the model entry point and runs a small batch of cases through
    ``preprocess`` and the model (finite logits of the right shape, embeddings when
    diversity sampling needs them);
@@ -23,8 +23,9 @@ and reports every problem at once. Each check is the function that ``sample``,
 :func:`~studyhub.explain.compute.compute_stimuli`), so a protocol that passes is
 not refused later for a reason these checks cover. What only the whole pool can
 show (a NaN for one case out of thousands, the model-dependent strata
-``correctness`` and ``confidence_bin``, which need a prediction of every eligible
-case and are then computed) is checked as far as the batch allows.
+``correctness`` and ``confidence_bin`` and the enrichment targets, which need a
+prediction of every eligible case and are then computed) is checked as far as the
+batch allows.
 
 Nothing is written: no database, no file. The user's module is imported without
 writing bytecode; a demo data set that is not yet cached in the data folder is
@@ -48,6 +49,7 @@ import numpy as np
 
 from studyhub.cases.dataset import read_cases
 from studyhub.cases.eligibility import apply_eligibility, eligibility_problems
+from studyhub.cases.enrichment import planned_counts
 from studyhub.cases.layouts import demo_is_materialised
 from studyhub.cases.pool import calibration_cases, pool_cases, pool_frame, split_problems
 from studyhub.cases.records import CaseRecord, load_image, load_mask
@@ -62,6 +64,9 @@ __all__ = ["PreflightReport", "Progress", "preflight"]
 
 Progress = Callable[[str], None]
 """Called with a short description of each step as it starts (for a spinner)."""
+
+#: How the pre-flight names the enrichment targets.
+_WORDS = {"errors": "misclassified", "low_confidence": "low-confidence"}
 
 #: Cases run through the model and every arm.
 BATCH_SIZE = 2
@@ -219,11 +224,13 @@ class _Preflight:
             return
         by = [] if plan.stratify is None else list(plan.stratify.by)
         needs_model = [name for name in by if name in MODEL_STRATA]
+        targets = planned_counts(plan.enrich, plan.n_cases)
+        needs_model += [f"enrich.{name}" for name, count in targets.items() if count is not None]
         probs = None
         if needs_model and eligible:
             if model is None:
                 self.report.not_checked.append(
-                    f"sampling quotas: the strata {needs_model} need the model's predictions"
+                    f"sampling quotas and enrichment: {needs_model} need the model's predictions"
                 )
                 return
             probs = self._predict_pool(records, eligible, model, needs_model)
@@ -240,6 +247,13 @@ class _Preflight:
             what = f"proportional allocation over {' x '.join(by)}"
         else:
             what = "no strata"
+        kept = [
+            f"{count} {_WORDS[name]} ({getattr(plan.enrich, name):g})"
+            for name, count in targets.items()
+            if count is not None and probs is not None
+        ]
+        if kept:
+            what += f"; enrichment: {' and '.join(kept)} cases can be drawn with them"
         self.report.checked.append(
             f"sampling: n_cases {plan.n_cases} of {len(eligible)} eligible cases; {what}"
         )
@@ -253,7 +267,7 @@ class _Preflight:
     ) -> np.ndarray | None:
         """Calibrated probabilities of every eligible case, as ``sample`` computes them."""
         labels = list(self.protocol.data.labels)
-        self.progress(f"predicting {len(eligible)} eligible cases for the strata {strata}")
+        self.progress(f"predicting {len(eligible)} eligible cases for {strata}")
         try:
             z = logits(
                 model,
@@ -263,7 +277,8 @@ class _Preflight:
             )
             temperature = 1.0
             fit = calibration_cases(self.protocol, records)
-            if "confidence_bin" in strata and fit:
+            calibrated = {"confidence_bin", "enrich.low_confidence"} & set(strata)
+            if calibrated and fit:
                 self.progress(f"fitting the temperature on {len(fit)} calibration cases")
                 fit_z = logits(
                     model,

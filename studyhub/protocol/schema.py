@@ -201,13 +201,25 @@ class Stratification(Strict):
 
 
 class Enrichment(Strict):
-    """Over-sampling of the cases most worth reviewing."""
+    """Exact shares of misclassified and low-confidence cases, kept with the stratum quotas."""
 
     errors: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="target share of misclassified cases"
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="exact share of misclassified cases in the sample: errors x n_cases of them, "
+        "rounded to the nearest case (half up), one more or fewer only where the stratum quotas "
+        "allow no other count together with low_confidence; 0 sets no target (misclassified "
+        "cases are drawn like any other). sample and the pre-flight refuse a share that the "
+        "eligible pool and the quotas cannot give, naming the strata, the counts and the share "
+        "that can be met",
     )
     low_confidence: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="target share of low-confidence cases"
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="exact share of low-confidence cases in the sample, as for errors (a case "
+        "can count for both); 0 sets no target",
     )
     low_confidence_below: float = Field(
         default=0.7,
@@ -234,10 +246,12 @@ class Sampling(Strict):
     diversity: Literal["none", "k_center"] = Field(
         default="k_center",
         description="k_center: k-center greedy on the model's penultimate-layer embeddings, "
-        "so near-duplicates are not all drawn",
+        "choosing among the cases that keep the quotas and enrichment counts, so "
+        "near-duplicates are not all drawn; none: a seeded random choice among them",
     )
     enrich: Enrichment = Field(
-        default_factory=Enrichment, description="enrichment of errors and low-confidence cases"
+        default_factory=Enrichment,
+        description="exact shares of misclassified and low-confidence cases in the sample",
     )
 
 

@@ -57,6 +57,12 @@ def test_demo_sample_is_reproducible_diverse_and_meets_quotas(
         result = cli("--db", db, "sample", "--data-dir", str(data_dir))
         assert result.exit_code == 0, result.output
         assert "40 cases enrolled" in result.stdout
+        assert "Enrichment: 8 misclassified cases of 40 (20.0%; as planned: 0.2 x 40)" in (
+            result.stdout
+        )
+        assert "Enrichment: 4 low-confidence cases of 40 (10.0%; as planned: 0.1 x 40)" in (
+            result.stdout
+        )
         lists.append(_enrolled(db))
     assert lists[0] == lists[1]
     assert len(set(lists[0])) == 40
@@ -76,12 +82,23 @@ def test_demo_sample_is_reproducible_diverse_and_meets_quotas(
                 > rep["diversity"]["random_mean_nn_distance"]
             )
             assert rep["flow"]["assessed"] == 400 and rep["flow"]["enrolled"] == 40
-            assert rep["enrichment"]["errors"]["achieved_share"] >= 0.2
+            # the plan's shares, exactly: 0.2 x 40 misclassified, 0.1 x 40 low-confidence
+            enrichment = rep["enrichment"]
+            assert enrichment["errors"]["planned_count"] == enrichment["errors"]["count"] == 8
+            assert enrichment["errors"]["achieved_share"] == 0.2
+            assert enrichment["low_confidence"]["planned_count"] == 4
+            assert enrichment["low_confidence"]["count"] == 4
+            assert rep["notes"] == []
+            assert sum(enrichment["errors"]["by_stratum"].values()) == 8
             version = s.scalars(select(ModelVersion)).one()
             assert version.ece_after is not None and version.ece_before is not None
             assert version.ece_after < version.ece_before
             preds = s.scalars(select(Prediction)).all()
             assert len(preds) == 40
+            labels = {c.id: c.label for c in s.scalars(select(Case))}
+            wrong = [p for p in preds if p.predicted_label != labels[p.case_id]]
+            assert len(wrong) == 8  # the stored cases themselves, not only the report
+            assert sum(p.probability_calibrated < 0.7 for p in preds) == 4
             assert all(0 < p.probability_calibrated <= 1 for p in preds)
             cases = s.scalars(select(Case)).all()
             assert all(len(c.image_sha256) == 64 for c in cases)
@@ -116,6 +133,38 @@ def test_unmeetable_quota_writes_nothing(cli, tmp_path: Path, data_dir: Path) ->
     assert result.exit_code == 2
     assert "stratum 'pit|dim' needs 500 but only" in result.stderr
     assert _enrolled(db) == []
+    assert "registered" in cli("--db", db, "status").stdout
+
+
+def test_enrichment_the_pool_cannot_give_is_refused_and_nothing_written(
+    cli, tmp_path: Path, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    protocol = _study(tmp_path, **{"    errors: 0.2": "    errors: 0.9"})
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    expected = "sampling.enrich.errors is 0.9, i.e. 36 of the 40 cases (within one), but at most "
+    fix = "lower sampling.enrich.errors to at most "
+    # register's pre-flight predicts the pool and refuses it before anything is written ...
+    refused = cli("--db", db, "register", "--data-dir", str(data_dir), str(protocol))
+    assert refused.exit_code == 2
+    assert expected in refused.stderr and fix in refused.stderr
+    assert "under the stratum quotas, stratum 'crack|bright' holds " in refused.stderr
+    assert not (tmp_path / "s.db").exists()
+    # ... and sample refuses it with the same message when the pre-flight was skipped
+    assert cli("--db", db, "register", "--no-preflight", str(protocol)).exit_code == 0
+    result = cli("--db", db, "sample", "--data-dir", str(data_dir))
+    assert result.exit_code == 2
+    message = refused.stderr[refused.stderr.index(expected) :].split("\n")[0]
+    assert message.split("; lower")[0] in " ".join(result.stderr.split())
+    assert fix in " ".join(result.stderr.split())
+    assert _enrolled(db) == []
+    store = open_store(db, create=False)
+    try:
+        with store.session() as s:
+            assert s.scalars(select(Case)).all() == []
+            assert s.scalars(select(ModelVersion)).all() == []
+            assert [e.action for e in s.scalars(select(AuditEvent))] == ["register"]
+    finally:
+        store.dispose()
     assert "registered" in cli("--db", db, "status").stdout
 
 

@@ -12,6 +12,7 @@ from studyhub.cases.sampling import (
     diversity_figure,
     draw_sample,
     k_center_greedy,
+    sample_problems,
     standardized_differences,
 )
 from studyhub.errors import DataError
@@ -128,7 +129,7 @@ def test_unknown_stratum_column() -> None:
         draw_sample(pool, emb, _plan(stratify={"by": ["scanner"]}), seed=0)
 
 
-def test_enrichment_reaches_target_share_of_errors_and_low_confidence() -> None:
+def test_enrichment_keeps_the_planned_shares_of_errors_and_low_confidence() -> None:
     pool, emb = _pool()
     plan = _plan(
         stratify={"by": ["label"], "quotas": {"none": 10, "crack": 10, "scratch": 10, "pit": 10}},
@@ -136,20 +137,163 @@ def test_enrichment_reaches_target_share_of_errors_and_low_confidence() -> None:
     )
     draw = draw_sample(pool, emb, plan, seed=2)
     sample = pool.loc[draw.rows]
-    assert (~sample["correct"]).mean() >= 0.3
-    assert (sample["confidence"] < 0.5).mean() >= 0.25
+    assert int((~sample["correct"]).sum()) == 12  # 0.3 x 40, not "at least"
+    assert int((sample["confidence"] < 0.5).sum()) == 10  # 0.25 x 40
     base_rate = (~pool["correct"]).mean()
     assert base_rate < 0.2  # so the enrichment is real
-    assert draw.enrichment["errors"]["achieved_share"] >= 0.3
+    errors = draw.enrichment["errors"]
+    assert (errors["planned_count"], errors["count"], errors["achieved_share"]) == (12, 12, 0.3)
+    assert sum(errors["by_stratum"].values()) == 12
+    assert errors["by_stratum"] == {
+        label: int((~sample.loc[sample["label"] == label, "correct"]).sum())
+        for label in ("crack", "none", "pit", "scratch")
+    }
     assert draw.notes == []
 
 
-def test_enrichment_shortfall_is_explained() -> None:
+def test_enrichment_the_pool_cannot_give_is_refused_with_the_counts_and_fix() -> None:
     pool, emb = _pool()
     pool["correct"] = True
     pool.loc[pool.index[:3], "correct"] = False
-    draw = draw_sample(pool, emb, _plan(enrich={"errors": 0.5}), seed=0)
-    assert any("reached 3 of 20" in note and "pool holds only 3" in note for note in draw.notes)
+    plan = _plan(enrich={"errors": 0.5})
+    message = (
+        "sampling.enrich.errors is 0.5, i.e. 20 of the 40 cases (within one), but at most 3 "
+        "misclassified cases can be drawn: the eligible pool holds only 3; lower "
+        "sampling.enrich.errors to at most 0.075 (3 of 40), or add misclassified cases to the "
+        "pool (widen sampling.eligibility)"
+    )
+    with pytest.raises(DataError) as info:
+        draw_sample(pool, emb, plan, seed=0)
+    assert str(info.value) == message
+    assert sample_problems(pool, plan) == [message]
+
+
+def test_infeasible_enrichment_in_strata_names_them() -> None:
+    pool, emb = _pool()
+    pool["correct"] = True
+    for label, count in {"crack": 2, "pit": 1, "none": 15, "scratch": 12}.items():
+        pool.loc[pool.index[pool["label"] == label][:count], "correct"] = False
+    quotas = {"none": 10, "crack": 10, "scratch": 10, "pit": 10}
+    plan = _plan(stratify={"by": ["label"], "quotas": quotas}, enrich={"errors": 0.75})
+    message = (
+        "sampling.enrich.errors is 0.75, i.e. 30 of the 40 cases (within one), but at most 23 "
+        "misclassified cases can be drawn: under the stratum quotas, stratum 'crack' holds 2 "
+        "misclassified cases for its quota of 10, stratum 'pit' holds 1 misclassified case for "
+        "its quota of 10 (every other stratum can fill its whole quota with them); lower "
+        "sampling.enrich.errors to at most 0.575 (23 of 40), or raise the quotas of the strata "
+        "that hold more ('none' holds 15 for a quota of 10, 'scratch' holds 12 for a quota of "
+        "10) or add misclassified cases to the pool"
+    )
+    with pytest.raises(DataError) as info:
+        draw_sample(pool, emb, plan, seed=0)
+    assert str(info.value) == message
+    # the share it names can be drawn, exactly
+    ok = plan.model_copy(update={"enrich": plan.enrich.model_copy(update={"errors": 0.575})})
+    sample = pool.loc[draw_sample(pool, emb, ok, seed=0).rows]
+    assert int((~sample["correct"]).sum()) == 23
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "design",
+    [
+        {},  # unstratified
+        {"stratify": {"by": ["label"]}},  # proportional allocation
+        {"stratify": {"by": ["label", "line"]}},
+        {
+            "stratify": {
+                "by": ["label"],
+                "quotas": {"none": 16, "crack": 8, "scratch": 8, "pit": 8},
+            }
+        },
+        {"stratify": {"by": ["lighting"], "quotas": {"bright": 30, "dim": 10}}},
+    ],
+)
+@pytest.mark.parametrize("diversity", ["k_center", "none"])
+@pytest.mark.parametrize(
+    ("errors", "low"), [(0.2, 0.0), (0.0, 0.1), (0.2, 0.1), (0.35, 0.3), (0.05, 0.45)]
+)
+def test_achieved_counts_are_the_plan_on_feasible_pools(
+    seed: int, design: dict[str, object], diversity: str, errors: float, low: float
+) -> None:
+    pool, emb = _pool(seed=seed)
+    n = 40
+    plan = _plan(
+        n_cases=n,
+        diversity=diversity,
+        enrich={"errors": errors, "low_confidence": low, "low_confidence_below": 0.5},
+        **design,
+    )
+    draw = draw_sample(pool, emb, plan, seed=seed)
+    sample = pool.loc[draw.rows]
+    assert len(set(draw.rows)) == n
+    if errors:
+        assert int((~sample["correct"]).sum()) == round(errors * n)
+    if low:
+        assert int((sample["confidence"] < 0.5).sum()) == round(low * n)
+    assert draw.notes == []
+    # the quotas stay exact with the targets
+    got = draw.strata.loc[draw.rows].value_counts().to_dict()
+    assert got == draw.quotas
+
+
+def test_a_target_that_contradicts_correctness_strata_is_refused() -> None:
+    # proportional allocation over correctness fixes the errors at the pool's rate (about
+    # 12 %, 5 of 40), so a target of 0.2 cannot be met: the message names the strata
+    pool, emb = _pool()
+    plan = _plan(stratify={"by": ["lighting", "correctness"]}, enrich={"errors": 0.2})
+    quotas = draw_sample(pool, emb, _plan(stratify=plan.stratify), seed=0).quotas
+    errors = sum(q for s, q in quotas.items() if s.endswith("|error"))
+    assert errors < 7
+    with pytest.raises(DataError) as info:
+        draw_sample(pool, emb, plan, seed=0)
+    message = str(info.value)
+    assert message.startswith(
+        "sampling.enrich.errors is 0.2, i.e. 8 of the 40 cases (within one), but at most "
+        f"{errors} misclassified cases can be drawn: under the stratum quotas, stratum "
+        f"'bright|correct' holds 0 misclassified cases for its quota of {quotas['bright|correct']}"
+    )
+    assert f"lower sampling.enrich.errors to at most {errors / 40:g} ({errors} of 40)" in message
+
+
+def test_the_issue_sample_keeps_its_share_stratified_by_site_and_label() -> None:
+    """A 40-case sample with enrich.errors 0.2 held 45 % errors (site x label) and 25 %
+    unstratified; it now holds 8 of 40 either way."""
+    rng = np.random.default_rng(4)
+    pool, emb = _pool(n=600, seed=4)
+    pool["site"] = rng.choice(["north", "south", "east"], size=len(pool))
+    # errors cluster in the embedding's far tail, where k-center reaches first
+    far = np.linalg.norm(emb, axis=1)
+    pool["correct"] = far < np.quantile(far, 0.85)
+    for design in ({"stratify": {"by": ["site", "label"]}}, {}):
+        plan = _plan(enrich={"errors": 0.2}, **design)
+        sample = pool.loc[draw_sample(pool, emb, plan, seed=9).rows]
+        assert int((~sample["correct"]).sum()) == 8
+        plain = _plan(**design)
+        unplanned = pool.loc[draw_sample(pool, emb, plain, seed=9).rows]
+        assert int((~unplanned["correct"]).sum()) > 8  # what diversity alone draws
+
+
+def test_same_seed_same_cases_with_every_constraint() -> None:
+    pool, emb = _pool()
+    plan = _plan(
+        stratify={"by": ["label", "lighting"]},
+        enrich={"errors": 0.2, "low_confidence": 0.1},
+    )
+    a = draw_sample(pool, emb, plan, seed=7)
+    assert a.rows == draw_sample(pool, emb, plan, seed=7).rows
+    assert a.rows != draw_sample(pool, emb, plan, seed=8).rows
+    none = plan.model_copy(update={"diversity": "none"})
+    b = draw_sample(pool, emb, none, seed=7)
+    assert b.rows == draw_sample(pool, emb, none, seed=7).rows
+    assert b.rows != draw_sample(pool, emb, none, seed=8).rows
+
+
+def test_without_quotas_or_targets_the_draw_is_k_center_greedy_over_the_pool() -> None:
+    pool, emb = _pool()
+    draw = draw_sample(pool, emb, _plan(), seed=3)
+    plain = k_center_greedy(emb, np.arange(len(pool)), 40, rng=np.random.default_rng(3))
+    assert draw.rows == plain.tolist()
 
 
 def test_k_center_greedy_hand_computed() -> None:
@@ -160,15 +304,25 @@ def test_k_center_greedy_hand_computed() -> None:
     assert picked.tolist() == [4, 2]
 
 
-def test_diversity_beats_random_sampling() -> None:
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        {},
+        {
+            "stratify": {"by": ["label", "lighting"]},
+            "enrich": {"errors": 0.2, "low_confidence": 0.1},
+        },
+    ],
+)
+def test_diversity_beats_random_sampling(constraints: dict[str, object]) -> None:
     pool, emb = _pool()
-    draw = draw_sample(pool, emb, _plan(), seed=5)
+    draw = draw_sample(pool, emb, _plan(**constraints), seed=5)
     rows = np.asarray(draw.rows)
     fig = diversity_figure(emb, rows, seed=5)
     assert fig["sample_mean_nn_distance"] > fig["random_mean_nn_distance"]
     assert fig["ratio"] > 1.2
     assert fig["sample_coverage_radius"] < fig["random_coverage_radius"]
-    plain = draw_sample(pool, emb, _plan(diversity="none"), seed=5)
+    plain = draw_sample(pool, emb, _plan(diversity="none", **constraints), seed=5)
     assert diversity_figure(emb, np.asarray(plain.rows), seed=5)["ratio"] < fig["ratio"]
 
 
@@ -196,8 +350,6 @@ def test_missing_categorical_values_are_a_level_of_their_own() -> None:
 
 
 def test_sample_problems_lists_every_reason_draw_sample_would_refuse() -> None:
-    from studyhub.cases.sampling import sample_problems
-
     pool, emb = _pool()
     plan = _plan(
         stratify={"by": ["label"], "quotas": {"none": 10, "crack": 10, "scratch": 500}},
@@ -225,9 +377,13 @@ def test_sample_problems_lists_every_reason_draw_sample_would_refuse() -> None:
 
 
 def test_sample_problems_needs_no_model_columns_for_metadata_strata() -> None:
-    from studyhub.cases.sampling import sample_problems
-
     pool, _emb = _pool()
     plain = pool.drop(columns=["correct", "confidence"])
     plan = _plan(stratify={"by": ["label", "lighting"]})
     assert sample_problems(plain, plan) == []
+    # enrichment targets need the predictions: without them they are left to the caller
+    few = pool.iloc[:120]  # about 18 errors
+    assert sample_problems(plain.iloc[:120], _plan(enrich={"errors": 0.9})) == []
+    assert sample_problems(few, _plan(enrich={"errors": 0.9}))[0].startswith(
+        "sampling.enrich.errors is 0.9, i.e. 36 of the 40 cases (within one), but at most"
+    )

@@ -200,6 +200,7 @@ def test_the_demo_protocol_passes_and_registers_writing_only_the_database(  # ty
     assert "data: 1200 cases of the demo data set read" in out
     assert "pool: 400 cases in split 'test', 400 eligible; calibration split 'calibration'" in out
     assert "the quotas of 8 strata (label x lighting) can be met" in out
+    assert "enrichment: 8 misclassified (0.2) and 4 low-confidence (0.1) cases can be drawn" in out
     assert "penultimate-layer embeddings for diversity sampling" in out
     assert "arms: ig, gradcam, random_map, randomized_model built, run and rendered" in out
     assert out.index("pre-flight OK") < out.index("study inspection_demo registered")
@@ -292,6 +293,34 @@ def test_a_quota_larger_than_the_stratum(cli, study: SmallStudy) -> None:  # typ
 def test_n_cases_larger_than_the_eligible_pool(cli, study: SmallStudy) -> None:  # type: ignore[no-untyped-def]
     study.write_protocol(sampling="sampling:\n  n_cases: 9\n  pool_split: test\n\n")
     _refused(cli, study, "sampling.n_cases is 9 but only 8 eligible cases exist", "lower n_cases")
+
+
+def test_an_enrichment_share_the_pool_cannot_give(cli, study: SmallStudy) -> None:  # type: ignore[no-untyped-def]
+    # the untrained model is unsure of every case (confidence under 0.7): one low-confidence
+    # case in four cannot be drawn, every stratum's quota is filled with them
+    study.write_protocol(
+        sampling=SAMPLING + "  enrich:\n    low_confidence: 0.25\n    low_confidence_below: 0.7\n\n"
+    )
+    _refused(
+        cli,
+        study,
+        "sampling.enrich.low_confidence is 0.25, i.e. 1 of the 4 cases (within one), but at "
+        "least 4 low-confidence cases must be drawn: stratum 'crack' holds only 0 confident "
+        "(calibrated confidence 0.7 or more) cases for its quota of 1",
+        "raise sampling.enrich.low_confidence to at least 1 (4 of 4), or lower the quotas",
+    )
+    # sample, when the pre-flight was skipped, refuses with the same message, writing no case
+    assert cli("--db", study.url, "register", "--no-preflight", str(study.protocol)).exit_code == 0
+    sampled = cli("--db", study.url, "sample", "--data-dir", str(study.folder / "cache"))
+    assert sampled.exit_code == 2
+    assert "sampling.enrich.low_confidence is 0.25, i.e. 1 of the 4 cases" in sampled.stderr
+    store = open_store(study.url, create=False)
+    try:
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Case)) == 0
+            assert s.scalar(select(Study.state)) == "registered"
+    finally:
+        store.dispose()
 
 
 def test_a_stratum_the_data_lacks(cli, study: SmallStudy) -> None:  # type: ignore[no-untyped-def]
