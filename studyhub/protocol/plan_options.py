@@ -97,7 +97,7 @@ class MrmcOptions(_Options):
 
 
 class KrippendorffOptions(_Options):
-    """Krippendorff's alpha with a bootstrap interval."""
+    """Krippendorff's alpha with a bootstrap interval over cases."""
 
     owner = "krippendorff_alpha"
     level: Literal["nominal", "ordinal", "interval", "ratio"] = Field(
@@ -107,7 +107,7 @@ class KrippendorffOptions(_Options):
 
 
 class IccOptions(_Options):
-    """Intraclass correlation (Shrout & Fleiss)."""
+    """Intraclass correlation (Shrout & Fleiss) with a bootstrap interval over cases."""
 
     owner = "icc"
     form: str = Field(
@@ -115,6 +115,7 @@ class IccOptions(_Options):
         description="ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k or a McGraw & Wong name such as "
         "ICC(A,1)",
     )
+    n_boot: int = _n_boot(2000)
 
     @field_validator("form")
     @classmethod
@@ -132,16 +133,17 @@ _WEIGHTS = Literal["linear", "quadratic"] | None
 
 
 class CohenKappaOptions(_Options):
-    """Cohen's kappa between two raters."""
+    """Cohen's kappa between two raters with a bootstrap interval over cases."""
 
     owner = "cohen_kappa"
     weights: _WEIGHTS = Field(
         default=None, description="null (unweighted), linear or quadratic weights"
     )
+    n_boot: int = _n_boot(2000)
 
 
 class FleissKappaOptions(_Options):
-    """Fleiss' kappa with a percentile bootstrap over rated units."""
+    """Fleiss' kappa with a percentile bootstrap over cases."""
 
     owner = "fleiss_kappa"
     n_boot: int = _n_boot(1000)

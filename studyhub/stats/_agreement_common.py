@@ -2,7 +2,9 @@
 
 Option checks (``confidence``, ``n_boot``), the normal critical value, the
 unit-resampling bootstrap (multinomial unit weights, chunking, percentile
-interval) and the order and numeric scores of rating categories. Used by
+interval), its cluster version (units nested in clusters, e.g. a case shown
+under several arms, resampled as whole clusters) and the order and numeric
+scores of rating categories. Used by
 :mod:`~studyhub.stats.icc`, :mod:`~studyhub.stats.kappa`,
 :mod:`~studyhub.stats.krippendorff` and :mod:`~studyhub.stats.intra_rater`.
 """
@@ -16,6 +18,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from studyhub.errors import DataError
+from studyhub.stats._data import as_python
 
 __all__ = [
     "BOOT_CHUNK_CELLS",
@@ -24,9 +27,11 @@ __all__ = [
     "category_scores",
     "check_confidence",
     "check_n_boot",
+    "cluster_weights",
     "multinomial_weights",
     "ordered_categories",
     "percentile_ci",
+    "unit_clusters",
     "z_crit",
 ]
 
@@ -75,6 +80,48 @@ def percentile_ci(boot: FloatArray, confidence: float, what: str) -> tuple[float
 def multinomial_weights(rng: np.random.Generator, n_units: int, n_boot: int) -> FloatArray:
     """``n_boot`` x ``n_units`` counts: how often each unit is drawn in each resample."""
     return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot).astype(float)
+
+
+def unit_clusters(
+    frame: pd.DataFrame, units: str, clusters: str, labels: Sequence[object] | pd.Index
+) -> FloatArray:
+    """Cluster code of each unit in ``labels`` (the order of the units' statistics).
+
+    Refuses a missing cluster label and a unit whose rows name more than one
+    cluster, with a DataError naming the unit.
+    """
+    if clusters not in frame.columns:
+        raise DataError(
+            f"column(s) clusters={clusters!r} not in the data frame (columns: "
+            f"{list(map(str, frame.columns))[:10]}); pass the column that groups the units"
+        )
+    if frame[clusters].isna().any():
+        bad = as_python(frame.loc[frame[clusters].isna(), units].iloc[0])
+        raise DataError(
+            f"clusters column {clusters!r} is missing for {units}={bad!r}; give every unit "
+            "its cluster (e.g. its case)"
+        )
+    per_unit = frame.groupby(units, sort=False)[clusters].nunique()
+    if (per_unit > 1).any():
+        bad = as_python(per_unit.index[(per_unit > 1).to_numpy()][0])
+        found = sorted(map(str, frame.loc[frame[units] == bad, clusters].unique()))
+        raise DataError(
+            f"{units}={bad!r} lies in {len(found)} clusters ({found[:5]}); each unit must "
+            f"belong to one cluster of column {clusters!r}"
+        )
+    first = frame.groupby(units, sort=False)[clusters].first()
+    codes, _ = pd.factorize(first.reindex(pd.Index(labels)))
+    return codes.astype(np.intp)
+
+
+def cluster_weights(rng: np.random.Generator, unit_cluster: FloatArray, n_boot: int) -> FloatArray:
+    """``n_boot`` x ``n_units`` counts when whole clusters are drawn with replacement.
+
+    ``unit_cluster`` holds each unit's cluster code (0..n_clusters-1); every unit
+    is drawn as often as its cluster.
+    """
+    n_clusters = int(unit_cluster.max()) + 1
+    return multinomial_weights(rng, n_clusters, n_boot)[:, unit_cluster]
 
 
 def boot_chunks(n_boot: int, cells_per_replicate: int) -> list[slice]:

@@ -16,14 +16,22 @@ from studyhub.stats._agreement_common import (
     category_scores,
     check_confidence,
     check_n_boot,
+    cluster_weights,
     multinomial_weights,
     ordered_categories,
     percentile_ci,
+    unit_clusters,
     z_crit,
 )
 from studyhub.stats._data import require_columns, require_levels, require_numeric, require_unique
 from studyhub.stats.icc import _icc_from_matrix
-from studyhub.stats.kappa import KappaWeights, _check_weights, _kappa_from_table, _weight_matrix
+from studyhub.stats.kappa import (
+    KappaWeights,
+    _check_weights,
+    _kappa_from_table,
+    _kappa_vectorised,
+    _weight_matrix,
+)
 
 __all__ = ["IntraRaterResult", "intra_rater_agreement"]
 
@@ -37,6 +45,8 @@ class IntraRaterResult:
     columns ``n_items``, ``estimate``, ``ci_low``, ``ci_high`` (asymptotic
     intervals) and ``note``, which says why a rater's value is missing when it
     is undefined (e.g. a rater who gave one category in both readings).
+    ``n_clusters`` counts the clusters of items the bootstrap resampled (None
+    when items were resampled on their own).
     """
 
     estimate: float
@@ -52,17 +62,7 @@ class IntraRaterResult:
     n_boot: int
     n_boot_used: int
     seed: int
-
-
-def _kappa_vectorised(tables: FloatArray, w: FloatArray) -> FloatArray:
-    """Kappa of each table in ``tables`` (resamples x V x V)."""
-    n = tables.sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = tables / n[:, None, None]
-        r, c = p.sum(axis=2), p.sum(axis=1)
-        po = (p * w).sum(axis=(1, 2))
-        pe = np.einsum("bi,ij,bj->b", r, w, c)
-        return (po - pe) / (1.0 - pe)
+    n_clusters: int | None = None
 
 
 def _icc_a1_from_sums(sums: FloatArray) -> FloatArray:
@@ -117,6 +117,7 @@ def intra_rater_agreement(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    clusters: str | None = None,
 ) -> IntraRaterResult:
     """Intra-rater (test–retest) agreement on repeat items, per rater and pooled.
 
@@ -146,6 +147,10 @@ def intra_rater_agreement(
         Bootstrap resamples (at least 100) and seed for the pooled interval.
     confidence : float, default 0.95
         Level of all intervals.
+    clusters : str, optional
+        Column grouping the items into independent clusters (e.g. the case
+        when an item is a case shown under one arm): the pooled bootstrap then
+        resamples whole clusters with all their items.
 
     Returns
     -------
@@ -158,8 +163,9 @@ def intra_rater_agreement(
     ------
     DataError
         Missing columns, a repeat column without exactly two values, a reading
-        recorded twice, no item read twice by the same rater, or a pooled value
-        that is undefined (constant ratings).
+        recorded twice, no item read twice by the same rater, a pooled value
+        that is undefined (constant ratings), or an item in more than one
+        cluster.
 
     Notes
     -----
@@ -202,6 +208,7 @@ def intra_rater_agreement(
         raters=raters,
         ratings=ratings,
         repeat=repeat,
+        clusters=clusters,
         missing_ok=("ratings",),
     )
     if len({items, raters, ratings, repeat}) != 4:
@@ -299,10 +306,16 @@ def intra_rater_agreement(
             f"the pooled intra-rater {method} is undefined: the ratings in the "
             f"{len(wide)} pairs of readings do not vary; check the ratings column"
         )
+    in_cluster = None if clusters is None else unit_clusters(frame, items, clusters, item_labels)
     rng = np.random.default_rng(seed)
     boot = np.empty(n_boot)
     for part in boot_chunks(n_boot, n_items + cells):
-        boot[part] = pooled(multinomial_weights(rng, n_items, part.stop - part.start))
+        size = part.stop - part.start
+        boot[part] = pooled(
+            multinomial_weights(rng, n_items, size)
+            if in_cluster is None
+            else cluster_weights(rng, in_cluster, size)
+        )
     ci_low, ci_high, used = percentile_ci(boot, confidence, f"pooled intra-rater {method}")
     per_rater = pd.DataFrame.from_dict(rows, orient="index")
     per_rater.index.name = raters
@@ -323,4 +336,5 @@ def intra_rater_agreement(
         n_boot=n_boot,
         n_boot_used=used,
         seed=seed,
+        n_clusters=None if in_cluster is None else int(in_cluster.max()) + 1,
     )

@@ -15,8 +15,10 @@ from studyhub.stats._agreement_common import (
     boot_chunks,
     check_confidence,
     check_n_boot,
+    cluster_weights,
     multinomial_weights,
     percentile_ci,
+    unit_clusters,
 )
 from studyhub.stats._data import (
     as_python,
@@ -41,7 +43,8 @@ class KrippendorffAlphaResult:
     D_o and D_e (``estimate = 1 - D_o / D_e``). ``n_units`` counts the pairable
     units (at least two values), ``n_values``
     the pairable values, ``n_raters`` the distinct raters; ``n_boot_used`` is
-    the number of resamples in which alpha was defined.
+    the number of resamples in which alpha was defined; ``n_clusters`` the
+    clusters resampled (None when units were resampled on their own).
     """
 
     estimate: float
@@ -57,6 +60,7 @@ class KrippendorffAlphaResult:
     n_boot: int
     n_boot_used: int
     seed: int
+    n_clusters: int | None = None
 
 
 class _AlphaParts:
@@ -172,6 +176,7 @@ def krippendorff_alpha(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    clusters: str | None = None,
 ) -> KrippendorffAlphaResult:
     """Krippendorff's alpha for any number of raters, with missing ratings allowed.
 
@@ -193,6 +198,11 @@ def krippendorff_alpha(
         Seed of the bootstrap's random generator (``numpy.random.default_rng``).
     confidence : float, default 0.95
         Level of the percentile interval.
+    clusters : str, optional
+        Column grouping the units into independent clusters, e.g. the case
+        when a unit is a case shown under one arm: the bootstrap then resamples
+        whole clusters with all their units (and all their raters' ratings).
+        Default: units are independent and resampled on their own.
 
     Returns
     -------
@@ -204,8 +214,8 @@ def krippendorff_alpha(
     ------
     DataError
         Missing columns, fewer than 2 raters, constant or non-numeric ratings
-        (for ordered levels), a rater rating a unit twice, or fewer than two
-        pairable units.
+        (for ordered levels), a rater rating a unit twice, fewer than two
+        pairable units, or a unit in more than one cluster.
 
     Notes
     -----
@@ -220,6 +230,12 @@ def krippendorff_alpha(
     ratings of one unit together, the usual scheme for clustered data. Each
     unit's contribution to the coincidence matrix is computed once, so a
     resample is a weighted sum and the bootstrap is a few matrix products.
+    Units that are not independent — the arms of one case share the case —
+    must be resampled together: pass ``clusters``. In simulations of cases
+    shown under 2 arms the unit bootstrap covered 85-90% (nominal 95%) and
+    the cluster bootstrap 93.6-95.3% of the value for the raters who read
+    (tests/stats/test_krippendorff.py); the interval conditions on those
+    raters, as any resampling of units does.
 
     Validated against Krippendorff (2011) (nominal .743, ordinal .815,
     interval .849, ratio .797 at 3 decimals) and, to 1e-6, against the
@@ -252,7 +268,12 @@ def krippendorff_alpha(
     confidence = check_confidence(confidence)
     n_boot = check_n_boot(n_boot)
     frame = require_columns(
-        data, units=units, raters=raters, ratings=ratings, missing_ok=("ratings",)
+        data,
+        units=units,
+        raters=raters,
+        ratings=ratings,
+        clusters=clusters,
+        missing_ok=("ratings",),
     )
     frame = frame[frame[ratings].notna()]
     require_levels(frame, raters, role="raters")
@@ -292,10 +313,19 @@ def krippendorff_alpha(
     estimate = 1.0 - (n_tot - 1.0) * observed / expected
     rng = np.random.default_rng(seed)
     n_units = counts.shape[0]
+    in_cluster = (
+        None if clusters is None else unit_clusters(frame, units, clusters, unit_labels[pairable])
+    )
     per_rep = n_units + (3 * domain.size**2 if level == "ordinal" else 2 * domain.size)
     boot = np.empty(n_boot)
     for part in boot_chunks(n_boot, per_rep):
-        boot[part] = parts.alpha(multinomial_weights(rng, n_units, part.stop - part.start))
+        size = part.stop - part.start
+        weights = (
+            multinomial_weights(rng, n_units, size)
+            if in_cluster is None
+            else cluster_weights(rng, in_cluster, size)
+        )
+        boot[part] = parts.alpha(weights)
     ci_low, ci_high, used_boot = percentile_ci(boot, confidence, "alpha")
     rated = frame[frame[units].isin(unit_labels[pairable])]
     return KrippendorffAlphaResult(
@@ -312,4 +342,5 @@ def krippendorff_alpha(
         n_boot=n_boot,
         n_boot_used=used_boot,
         seed=seed,
+        n_clusters=None if in_cluster is None else int(in_cluster.max()) + 1,
     )

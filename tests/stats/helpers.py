@@ -53,3 +53,51 @@ def crossed(
 def depression() -> pd.DataFrame:
     """Hollander & Wolfe (1973, p. 29f) depression scores: the ?wilcox.test example of R."""
     return pd.read_csv(REFERENCE / "wilcoxon_signed_rank_depression" / "paired_data.csv")
+
+
+def stimuli(
+    rng: np.random.Generator,
+    *,
+    n_raters: int = 4,
+    n_cases: int = 12,
+    arms: tuple[str, ...] = ("a", "b"),
+    likert: bool = True,
+) -> pd.DataFrame:
+    """Cases shown under each arm (a unit ``case|arm``), rated by every rater.
+
+    Sorted by case, arm and rater, with labels that sort in that order, so the
+    units and their cases appear in the same order however a statistic orders
+    them (first appearance or sorted); ratings share a case effect across arms.
+    """
+    rows = []
+    rater_eff = rng.normal(0, 0.4, n_raters)
+    for c in range(n_cases):
+        case_eff = rng.normal(0, 0.9)
+        for k, arm in enumerate(arms):
+            arm_eff = case_eff + 0.3 * k + rng.normal(0, 0.3)
+            for r in range(n_raters):
+                y = 3 + arm_eff + rater_eff[r] + rng.normal(0, 0.7)
+                rows.append(
+                    {
+                        "case": f"c{c:03d}",
+                        "arm": arm,
+                        "unit": f"c{c:03d}|{arm}",
+                        "rater": f"r{r}",
+                        "value": float(np.clip(np.rint(y), 1, 5)) if likert else float(y),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def resample_clusters(
+    data: pd.DataFrame, counts: np.ndarray, *, clusters: str, units: str
+) -> pd.DataFrame:
+    """The rows of a cluster resample: cluster ``k`` (in sorted order) repeated
+    ``counts[k]`` times with all its rows, its units renamed per copy."""
+    labels = sorted(data[clusters].unique())
+    parts = []
+    for k, label in enumerate(labels):
+        block = data[data[clusters] == label]
+        for copy in range(int(counts[k])):
+            parts.append(block.assign(**{units: block[units].astype(str) + f"#{copy}"}))
+    return pd.concat(parts, ignore_index=True)

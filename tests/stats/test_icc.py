@@ -13,8 +13,9 @@ import pingouin
 import pytest
 
 from studyhub.errors import DataError
-from studyhub.stats.icc import icc
-from tests.stats.helpers import REFERENCE, expected, printed
+from studyhub.stats._agreement_common import multinomial_weights
+from studyhub.stats.icc import _icc_from_matrix, _icc_resampled, icc
+from tests.stats.helpers import REFERENCE, expected, printed, resample_clusters, stimuli
 
 FORMS = ["ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"]
 
@@ -139,3 +140,57 @@ def test_icc_refuses_perfect_agreement_rather_than_nan() -> None:
     )
     with pytest.raises(DataError, match="the residual mean square is 0"):
         icc(perfect, targets="t", raters="r", ratings="y")
+
+
+# ------------------------------------------------------------------ clustered targets
+
+
+def test_icc_resampled_forms_equal_the_icc_of_repeated_rows() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4)) + rng.normal(size=(12, 1))
+    weights = multinomial_weights(rng, 12, 5)
+    got = _icc_resampled(x, weights)
+    for b in range(5):
+        table, _ = _icc_from_matrix(np.repeat(x, weights[b].astype(int), axis=0), 0.95)
+        np.testing.assert_allclose(got[b], table.loc[FORMS, "estimate"], atol=1e-12)
+
+
+def test_icc_cluster_interval_equals_explicit_resampling_of_cases() -> None:
+    # Targets are stimuli (a case under one arm): the interval draws cases, each
+    # with all its arms and raters; estimates and F tests are those of icc().
+    data = stimuli(np.random.default_rng(1), n_raters=4, n_cases=12, likert=False)
+    kw = {"targets": "unit", "raters": "rater", "ratings": "value"}
+    res = icc(data, **kw, clusters="case", n_boot=100, seed=3)
+    plain = icc(data, **kw)
+    assert (res.interval, res.n_boot, res.seed, res.n_clusters) == ("cluster bootstrap", 100, 3, 12)
+    assert plain.interval == "F"
+    cols = ["estimate", "F", "p_value"]
+    pd.testing.assert_frame_equal(res.table[cols], plain.table[cols])
+    draws = multinomial_weights(np.random.default_rng(3), 12, 100)
+    boot = np.array(
+        [
+            icc(resample_clusters(data, row, clusters="case", units="unit"), **kw)
+            .table.loc[FORMS, "estimate"]
+            .to_numpy()
+            for row in draws
+        ]
+    )
+    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(res.table.loc[FORMS, "ci_low"], low, atol=1e-12)
+    np.testing.assert_allclose(res.table.loc[FORMS, "ci_high"], high, atol=1e-12)
+
+
+def test_icc_cluster_errors() -> None:
+    data = stimuli(np.random.default_rng(2), n_raters=3, n_cases=6, likert=False)
+    kw = {"targets": "unit", "raters": "rater", "ratings": "value"}
+    with pytest.raises(DataError, match="n_boot is 50; pass an integer of at least 100"):
+        icc(data, **kw, clusters="case", n_boot=50)
+    with pytest.raises(DataError, match=r"column\(s\) clusters='site' not in the data frame"):
+        icc(data, **kw, clusters="site")
+    data.loc[0, "case"] = "c999"
+    with pytest.raises(DataError) as info:
+        icc(data, **kw, clusters="case")
+    assert str(info.value) == (
+        "unit='c000|a' lies in 2 clusters (['c000', 'c999']); each unit must belong to one "
+        "cluster of column 'case'"
+    )

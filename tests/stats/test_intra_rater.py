@@ -142,3 +142,26 @@ def test_intra_rater_errors(repeat_reads: pd.DataFrame) -> None:
         DataError, match=r"the pooled intra-rater kappa is undefined: the ratings in the 150 "
     ):
         intra_rater_agreement(flat_repeats, repeat="reading", **kw)
+
+
+def test_intra_rater_resamples_clusters_of_items(repeat_reads: pd.DataFrame) -> None:
+    kw: dict[str, Any] = {"items": "item", "raters": "rater", "ratings": "score", "seed": 4}
+    plain = intra_rater_agreement(repeat_reads, repeat="reading", **kw)
+    # a cluster per item is the item bootstrap, draw for draw
+    own = intra_rater_agreement(
+        repeat_reads.assign(own=repeat_reads["item"]), repeat="reading", clusters="own", **kw
+    )
+    assert (own.ci_low, own.ci_high) == (plain.ci_low, plain.ci_high)
+    assert own.n_clusters == 30 and plain.n_clusters is None
+    # items 2k and 2k+1 shown as two arms of case k: 15 clusters, same estimate
+    paired = repeat_reads.assign(case=repeat_reads["item"] // 2)
+    res = intra_rater_agreement(paired, repeat="reading", clusters="case", **kw)
+    assert res.n_clusters == 15 and res.estimate == plain.estimate
+    assert (res.ci_low, res.ci_high) != (plain.ci_low, plain.ci_high)
+    bad = paired.assign(case=paired["case"].where(paired.index != 0, 99))
+    with pytest.raises(DataError) as info:
+        intra_rater_agreement(bad, repeat="reading", clusters="case", **kw)
+    assert str(info.value) == (
+        "item=0 lies in 2 clusters (['0', '99']); each unit must belong to one cluster of "
+        "column 'case'"
+    )

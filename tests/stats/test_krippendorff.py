@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from studyhub.errors import DataError
+from studyhub.stats._agreement_common import multinomial_weights
 from studyhub.stats.krippendorff import _AlphaParts, krippendorff_alpha
-from tests.stats.helpers import REFERENCE, expected, printed
+from tests.stats.helpers import REFERENCE, expected, printed, resample_clusters, stimuli
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,53 @@ def test_alpha_errors(kripp: pd.DataFrame) -> None:
     unordered = kripp.assign(value=pd.Categorical(kripp["value"]))
     with pytest.raises(DataError, match="is an unordered categorical"):
         krippendorff_alpha(unordered, level="ordinal", **kw)
+
+
+# ------------------------------------------------------------------ clustered units
+
+
+def test_alpha_cluster_bootstrap_equals_explicit_resampling_of_cases() -> None:
+    # Units are stimuli (a case under one arm); the bootstrap draws cases, each
+    # with all its arms and raters. Same draws, explicit rows: same interval.
+    data = stimuli(np.random.default_rng(1), n_raters=4, n_cases=12)
+    kw: dict[str, Any] = {"units": "unit", "raters": "rater", "ratings": "value"}
+    res = krippendorff_alpha(data, **kw, level="interval", n_boot=100, seed=5, clusters="case")
+    assert res.n_clusters == 12 and res.n_units == 24
+    draws = multinomial_weights(np.random.default_rng(5), 12, 100)
+    boot = [
+        krippendorff_alpha(
+            resample_clusters(data, row, clusters="case", units="unit"),
+            **kw,
+            level="interval",
+            n_boot=100,
+        ).estimate
+        for row in draws
+    ]
+    low, high = np.quantile(boot, [0.025, 0.975])
+    assert (res.ci_low, res.ci_high) == (pytest.approx(low), pytest.approx(high))
+    plain = krippendorff_alpha(data, **kw, level="interval", n_boot=100, seed=5)
+    assert plain.estimate == res.estimate and plain.n_clusters is None
+
+
+def test_alpha_clusters_of_one_unit_are_the_unit_bootstrap() -> None:
+    data = stimuli(np.random.default_rng(2), n_raters=3, n_cases=10)
+    kw: dict[str, Any] = {"units": "unit", "raters": "rater", "ratings": "value", "seed": 9}
+    by_unit = krippendorff_alpha(data, **kw, level="ordinal")
+    by_self = krippendorff_alpha(
+        data.assign(own=data["unit"]), **kw, level="ordinal", clusters="own"
+    )
+    assert (by_self.ci_low, by_self.ci_high) == (by_unit.ci_low, by_unit.ci_high)
+
+
+def test_alpha_refuses_a_unit_in_two_clusters_and_a_missing_cluster_column() -> None:
+    data = stimuli(np.random.default_rng(3), n_raters=3, n_cases=6)
+    data.loc[0, "case"] = "c999"
+    kw: dict[str, Any] = {"units": "unit", "raters": "rater", "ratings": "value"}
+    with pytest.raises(DataError) as info:
+        krippendorff_alpha(data, **kw, clusters="case")
+    assert str(info.value) == (
+        "unit='c000|a' lies in 2 clusters (['c000', 'c999']); each unit must belong to one "
+        "cluster of column 'case'"
+    )
+    with pytest.raises(DataError, match=r"column\(s\) clusters='site' not in the data frame"):
+        krippendorff_alpha(data, **kw, clusters="site")
