@@ -45,6 +45,16 @@ def _n_boot(default: int) -> int:
     )
 
 
+def _unused_n_boot(default: int) -> int:
+    return Field(
+        default=default,
+        ge=100,
+        le=MAX_BOOT,
+        description="not used: the interval leaves out one case at a time (a jackknife) and "
+        "draws no resamples; still accepted so that registered plans stay valid",
+    )
+
+
 class _Options(Settings):
     noun = "option"
 
@@ -97,17 +107,17 @@ class MrmcOptions(_Options):
 
 
 class KrippendorffOptions(_Options):
-    """Krippendorff's alpha with a bootstrap interval over cases."""
+    """Krippendorff's alpha with a jackknife interval over cases."""
 
     owner = "krippendorff_alpha"
     level: Literal["nominal", "ordinal", "interval", "ratio"] = Field(
         default="ordinal", description="the measurement level of the ratings"
     )
-    n_boot: int = _n_boot(2000)
+    n_boot: int = _unused_n_boot(2000)
 
 
 class IccOptions(_Options):
-    """Intraclass correlation (Shrout & Fleiss) with a bootstrap interval over cases."""
+    """Intraclass correlation (Shrout & Fleiss) with a jackknife interval over cases."""
 
     owner = "icc"
     form: str = Field(
@@ -115,7 +125,6 @@ class IccOptions(_Options):
         description="ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k or a McGraw & Wong name such as "
         "ICC(A,1)",
     )
-    n_boot: int = _n_boot(2000)
 
     @field_validator("form")
     @classmethod
@@ -133,20 +142,19 @@ _WEIGHTS = Literal["linear", "quadratic"] | None
 
 
 class CohenKappaOptions(_Options):
-    """Cohen's kappa between two raters with a bootstrap interval over cases."""
+    """Cohen's kappa between two raters with a jackknife interval over cases."""
 
     owner = "cohen_kappa"
     weights: _WEIGHTS = Field(
         default=None, description="null (unweighted), linear or quadratic weights"
     )
-    n_boot: int = _n_boot(2000)
 
 
 class FleissKappaOptions(_Options):
-    """Fleiss' kappa with a percentile bootstrap over cases."""
+    """Fleiss' kappa with a jackknife interval over cases."""
 
     owner = "fleiss_kappa"
-    n_boot: int = _n_boot(1000)
+    n_boot: int = _unused_n_boot(1000)
 
 
 class IntraRaterOptions(_Options):
@@ -165,7 +173,7 @@ class IntraRaterOptions(_Options):
     first: Annotated[int | float | str | bool | None, NOT_NULL] = Field(
         default=None, description="the value of the repeat column that marks the first reading"
     )
-    n_boot: int = _n_boot(2000)
+    n_boot: int = _unused_n_boot(2000)
 
 
 class SpearmanOptions(_Options):

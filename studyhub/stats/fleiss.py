@@ -14,7 +14,8 @@ from studyhub.stats._agreement_common import (
     boot_chunks,
     check_confidence,
     check_n_boot,
-    cluster_weights,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     multinomial_weights,
     ordered_categories,
     percentile_ci,
@@ -33,9 +34,10 @@ class FleissKappaResult:
     1979), ``z = estimate / se`` and ``p_value`` is two-sided. ``per_category``
     is indexed by category with columns ``count`` (ratings in the category),
     ``proportion``, ``estimate``, ``se``,
-    ``z``, ``p_value``. ``ci_low``, ``ci_high`` are a percentile bootstrap
-    interval at ``confidence`` when ``n_boot`` was given (NaN otherwise), over
-    resampled subjects or, with ``n_clusters``, resampled clusters of subjects.
+    ``z``, ``p_value``. ``ci_low``, ``ci_high`` (NaN unless asked for) are a
+    percentile bootstrap interval over subjects (``interval`` ``"percentile
+    bootstrap"``, with ``n_boot`` and ``seed``) or a cluster jackknife interval
+    over the ``n_clusters`` clusters of subjects (``"cluster jackknife"``).
     """
 
     estimate: float
@@ -53,6 +55,7 @@ class FleissKappaResult:
     n_boot: int | None = None
     seed: int | None = None
     n_clusters: int | None = None
+    interval: str | None = None
 
 
 def fleiss_kappa(
@@ -77,17 +80,20 @@ def fleiss_kappa(
     subjects, raters, ratings : str
         Columns naming the rated subject, the rater and the category given.
     n_boot : int, optional
-        Bootstrap resamples (at least 100) for a percentile interval; none by
-        default (the standard error is only valid under H0: kappa = 0). 2000
-        when ``clusters`` is given.
+        Bootstrap resamples (at least 100) for a percentile interval over
+        subjects; no interval by default (the standard error is only valid
+        under H0: kappa = 0).
     seed : int, default 0
         Seed of the bootstrap.
     confidence : float, default 0.95
-        Level of the bootstrap interval.
+        Level of the interval.
     clusters : str, optional
         Column grouping the subjects into independent clusters (e.g. the case
-        when a subject is a case shown under one arm); the bootstrap then
-        resamples whole clusters with all their subjects.
+        when a subject is a case shown under one arm). The interval then leaves
+        out one cluster at a time with all its subjects: ``z -/+ t(C-1) se`` on
+        Fisher's z scale for ``m`` raters, back-transformed, ``se`` the
+        jackknife standard error over the ``C`` clusters
+        (:mod:`studyhub.stats.agreement`); ``n_boot`` and ``seed`` are not used.
 
     Returns
     -------
@@ -102,8 +108,9 @@ def fleiss_kappa(
     DataError
         Missing columns, fewer than 2 raters, subjects or categories, a rater
         rating a subject twice, subjects with different numbers of ratings, a
-        subject in more than one cluster, or a bootstrap in which kappa is
-        undefined in more than 10% of the resamples.
+        subject in more than one cluster, fewer than 3 clusters, or an
+        interval that cannot be formed (kappa undefined in a leave-one-out
+        sample or in more than 10% of the resamples).
 
     Notes
     -----
@@ -135,9 +142,7 @@ def fleiss_kappa(
     0.745
     """
     confidence = check_confidence(confidence)
-    if clusters is not None and n_boot is None:
-        n_boot = 2000
-    if n_boot is not None:
+    if n_boot is not None and clusters is None:
         n_boot = check_n_boot(n_boot)
     frame = require_columns(
         data,
@@ -199,21 +204,30 @@ def fleiss_kappa(
         },
         index=pd.Index(cats, name="category"),
     )
-    interval: dict[str, float | int | None] = {}
-    if n_boot is not None:
-        in_cluster = (
-            None if clusters is None else unit_clusters(frame, subjects, clusters, counts.index)
+    interval: dict[str, float | int | str | None] = {}
+    if clusters is not None:
+        in_cluster = unit_clusters(frame, subjects, clusters, counts.index)
+        low, high, scale = jackknife_t_interval(
+            kappa,
+            _fleiss_resampled(nij, p_i, m, cluster_jackknife_weights(in_cluster)),
+            raters=float(m),
+            confidence=confidence,
+            what="Fleiss' kappa",
         )
+        interval = {
+            "ci_low": low,
+            "ci_high": high,
+            "confidence": confidence,
+            "n_clusters": int(in_cluster.max()) + 1,
+            "interval": "cluster jackknife" + ("" if scale == "fisher z" else " (raw scale)"),
+        }
+    elif n_boot is not None:
         rng = np.random.default_rng(seed)
         boot = np.empty(n_boot)
         for part in boot_chunks(n_boot, n_sub + 2 * nij.shape[1]):
-            size = part.stop - part.start
-            wts = (
-                multinomial_weights(rng, n_sub, size)
-                if in_cluster is None
-                else cluster_weights(rng, in_cluster, size)
+            boot[part] = _fleiss_resampled(
+                nij, p_i, m, multinomial_weights(rng, n_sub, part.stop - part.start)
             )
-            boot[part] = _fleiss_resampled(nij, p_i, m, wts)
         low, high, _ = percentile_ci(boot, confidence, "Fleiss' kappa")
         interval = {
             "ci_low": low,
@@ -221,7 +235,7 @@ def fleiss_kappa(
             "confidence": confidence,
             "n_boot": n_boot,
             "seed": int(seed),
-            "n_clusters": None if in_cluster is None else int(in_cluster.max()) + 1,
+            "interval": "percentile bootstrap",
         }
     return FleissKappaResult(
         estimate=float(kappa),
@@ -238,7 +252,7 @@ def fleiss_kappa(
 
 
 def _fleiss_resampled(nij: FloatArray, p_i: FloatArray, m: int, weights: FloatArray) -> FloatArray:
-    """Fleiss' kappa for each row of subject weights (how often each subject is drawn)."""
+    """Fleiss' kappa for each row of subject weights (how often each subject counts)."""
     n = weights.sum(axis=1)
     p_bar = (weights @ p_i) / n
     p = (weights @ nij) / (n * m)[:, None]

@@ -11,11 +11,9 @@ from scipy import stats as sps
 from studyhub.errors import DataError
 from studyhub.stats._agreement_common import (
     FloatArray,
-    boot_chunks,
     check_confidence,
-    check_n_boot,
-    cluster_weights,
-    percentile_ci,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     unit_clusters,
 )
 from studyhub.stats._data import (
@@ -78,8 +76,8 @@ class ICCResult:
     others (the psych and pingouin convention). ``mean_squares`` holds BMS, WMS,
     JMS, EMS in Shrout & Fleiss's notation. ``interval`` says how ``ci_low``
     and ``ci_high`` were formed: ``"F"`` (the F-based intervals) or ``"cluster
-    bootstrap"`` (percentile intervals over resampled clusters of targets, with
-    ``n_boot``, ``seed`` and ``n_clusters``).
+    jackknife"`` (over the ``n_clusters`` clusters of targets, on Fisher's z
+    scale; ``"cluster jackknife (raw scale)"`` for a form where z is undefined).
     """
 
     table: pd.DataFrame
@@ -88,8 +86,6 @@ class ICCResult:
     confidence: float
     mean_squares: dict[str, float] = field(default_factory=dict)
     interval: str = "F"
-    n_boot: int | None = None
-    seed: int | None = None
     n_clusters: int | None = None
 
     def form(self, name: str) -> ICCForm:
@@ -266,8 +262,6 @@ def icc(
     ratings: str,
     confidence: float = 0.95,
     clusters: str | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
 ) -> ICCResult:
     """Intraclass correlations: all six Shrout–Fleiss forms with F tests and intervals.
 
@@ -282,12 +276,10 @@ def icc(
         Level of the confidence intervals.
     clusters : str, optional
         Column grouping the targets into independent clusters, e.g. the case
-        when a target is a case shown under one arm. The intervals are then
-        percentile intervals of a bootstrap that resamples whole clusters with
-        all their targets and ratings, since the F-based intervals assume
-        independent targets. Default: independent targets, F-based intervals.
-    n_boot, seed : int
-        Bootstrap resamples (at least 100) and seed, used with ``clusters``.
+        when a target is a case shown under one arm. The intervals then leave
+        out one cluster at a time with all its targets and ratings (a cluster
+        jackknife on Fisher's z scale, see Notes), since the F-based intervals
+        assume independent targets. Default: independent targets, F intervals.
 
     Returns
     -------
@@ -312,13 +304,17 @@ def icc(
 
     Targets that share a cluster (the arms of one case share the case) are
     not independent, and the F intervals, whose degrees of freedom count
-    targets, are then too short; with ``clusters`` the intervals resample
-    clusters instead. The F tests (``p_value``) are kept: under their null
-    hypothesis the targets do not differ at all, so they share nothing and
-    the test stays valid. In simulations of cases shown under 2 arms the
-    cluster bootstrap covered 93.9-95.3% (nominal 95%) of the ICC for the
-    raters who read (tests/stats/test_icc.py); it conditions on those raters,
-    unlike the F interval of ICC(A,1), which treats them as random.
+    targets, are then too short. With ``clusters`` each form's interval is
+    ``z -/+ t(C-1) se`` back-transformed, on Fisher's z scale for ``k`` raters
+    (``0.5 log((1 + (k-1) r) / (1 - r))`` for single-rater forms, ``-0.5 log(1
+    - r)`` for the mean of ``k`` raters, the same transform of the
+    single-rater ICC), with ``se`` the delete-one-cluster jackknife standard
+    error over the ``C`` clusters (:mod:`studyhub.stats.agreement` gives the
+    reasons and the simulated coverage). The F tests (``p_value``) are kept:
+    under their null hypothesis the targets do not differ at all, so they
+    share nothing and the test stays valid. The interval generalises to new
+    clusters rated by the raters who read; the F interval of ICC(A,1) treats
+    the raters as random, a cluster interval cannot.
 
     Validated against R psych 2.2.9 ``ICC(sf)`` on the Shrout & Fleiss (1979)
     Table 2 data (ICC, F, df, p to 1e-6; CI to 1e-4) and against the paper's
@@ -346,7 +342,6 @@ def icc(
     """
     confidence = check_confidence(confidence)
     if clusters is not None:
-        n_boot = check_n_boot(n_boot)
         require_columns(data, targets=targets, clusters=clusters)
     x, labels, _ = _icc_matrix(data, targets=targets, raters=raters, ratings=ratings)
     table, squares = _icc_from_matrix(x, confidence)
@@ -359,21 +354,27 @@ def icc(
             mean_squares=squares,
         )
     in_cluster = unit_clusters(data, targets, clusters, labels)
-    rng = np.random.default_rng(seed)
-    boot = np.empty((n_boot, len(_ICC_FORMS)))
-    for part in boot_chunks(n_boot, x.shape[0] + 2 * x.shape[1]):
-        boot[part] = _icc_resampled(x, cluster_weights(rng, in_cluster, part.stop - part.start))
-    for j, form in enumerate(_ICC_FORMS):
-        low, high, _ = percentile_ci(boot[:, j], confidence, f"the {form}")
-        table.loc[form, ["ci_low", "ci_high"]] = [low, high]
+    leave_out = _icc_resampled(x, cluster_jackknife_weights(in_cluster))
+    estimates = table.loc[list(_ICC_FORMS), "estimate"].to_numpy(dtype=float)
+    limits = [
+        jackknife_t_interval(
+            float(estimates[j]),
+            leave_out[:, j],
+            raters=None if form.endswith("k") else float(x.shape[1]),
+            confidence=confidence,
+            what=f"the {form}",
+        )
+        for j, form in enumerate(_ICC_FORMS)
+    ]
+    table["ci_low"] = [low for low, _, _ in limits]
+    table["ci_high"] = [high for _, high, _ in limits]
+    scales = {scale for _, _, scale in limits}
     return ICCResult(
         table=table,
         n_targets=x.shape[0],
         n_raters=x.shape[1],
         confidence=confidence,
         mean_squares=squares,
-        interval="cluster bootstrap",
-        n_boot=n_boot,
-        seed=int(seed),
+        interval="cluster jackknife" + ("" if scales == {"fisher z"} else " (raw scale)"),
         n_clusters=int(in_cluster.max()) + 1,
     )

@@ -16,7 +16,8 @@ from studyhub.stats._agreement_common import (
     category_scores,
     check_confidence,
     check_n_boot,
-    cluster_weights,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     multinomial_weights,
     ordered_categories,
     percentile_ci,
@@ -45,8 +46,9 @@ class IntraRaterResult:
     columns ``n_items``, ``estimate``, ``ci_low``, ``ci_high`` (asymptotic
     intervals) and ``note``, which says why a rater's value is missing when it
     is undefined (e.g. a rater who gave one category in both readings).
-    ``n_clusters`` counts the clusters of items the bootstrap resampled (None
-    when items were resampled on their own).
+    ``interval`` says how the pooled interval was formed: ``"percentile
+    bootstrap"`` over items, or ``"cluster jackknife"`` over the ``n_clusters``
+    clusters of items (``n_boot_used`` 0).
     """
 
     estimate: float
@@ -63,6 +65,7 @@ class IntraRaterResult:
     n_boot_used: int
     seed: int
     n_clusters: int | None = None
+    interval: str = "percentile bootstrap"
 
 
 def _icc_a1_from_sums(sums: FloatArray) -> FloatArray:
@@ -149,8 +152,10 @@ def intra_rater_agreement(
         Level of all intervals.
     clusters : str, optional
         Column grouping the items into independent clusters (e.g. the case
-        when an item is a case shown under one arm): the pooled bootstrap then
-        resamples whole clusters with all their items.
+        when an item is a case shown under one arm): the pooled interval then
+        leaves out one cluster at a time with all its items (a cluster
+        jackknife on Fisher's z scale for two readings, as in
+        :func:`cohen_kappa`); ``n_boot`` and ``seed`` are not used.
 
     Returns
     -------
@@ -306,17 +311,24 @@ def intra_rater_agreement(
             f"the pooled intra-rater {method} is undefined: the ratings in the "
             f"{len(wide)} pairs of readings do not vary; check the ratings column"
         )
-    in_cluster = None if clusters is None else unit_clusters(frame, items, clusters, item_labels)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(n_boot)
-    for part in boot_chunks(n_boot, n_items + cells):
-        size = part.stop - part.start
-        boot[part] = pooled(
-            multinomial_weights(rng, n_items, size)
-            if in_cluster is None
-            else cluster_weights(rng, in_cluster, size)
+    interval, in_cluster = "percentile bootstrap", None
+    if clusters is None:
+        rng = np.random.default_rng(seed)
+        boot = np.empty(n_boot)
+        for part in boot_chunks(n_boot, n_items + cells):
+            boot[part] = pooled(multinomial_weights(rng, n_items, part.stop - part.start))
+        ci_low, ci_high, used = percentile_ci(boot, confidence, f"pooled intra-rater {method}")
+    else:
+        in_cluster = unit_clusters(frame, items, clusters, item_labels)
+        ci_low, ci_high, scale = jackknife_t_interval(
+            estimate,
+            pooled(cluster_jackknife_weights(in_cluster)),
+            raters=2.0,
+            confidence=confidence,
+            what=f"the pooled intra-rater {method}",
         )
-    ci_low, ci_high, used = percentile_ci(boot, confidence, f"pooled intra-rater {method}")
+        used = 0
+        interval = "cluster jackknife" + ("" if scale == "fisher z" else " (raw scale)")
     per_rater = pd.DataFrame.from_dict(rows, orient="index")
     per_rater.index.name = raters
     per_rater = per_rater.astype(
@@ -337,4 +349,5 @@ def intra_rater_agreement(
         n_boot_used=used,
         seed=seed,
         n_clusters=None if in_cluster is None else int(in_cluster.max()) + 1,
+        interval=interval,
     )

@@ -17,13 +17,11 @@ from scipy import stats as sps
 from studyhub.errors import DataError
 from studyhub.stats._agreement_common import (
     FloatArray,
-    boot_chunks,
     category_scores,
     check_confidence,
-    check_n_boot,
-    cluster_weights,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     ordered_categories,
-    percentile_ci,
     unit_clusters,
     z_crit,
 )
@@ -48,8 +46,8 @@ class CohenKappaResult:
     the one under H0: kappa = 0 used for ``z``; ``p_value`` is two-sided and
     ``p_value_one_sided`` tests kappa > 0 (SAS PROC FREQ prints both).
     ``interval`` is ``"asymptotic"`` (``estimate -/+ z * ase``) or ``"cluster
-    bootstrap"`` (percentile interval over resampled clusters of subjects, with
-    ``n_boot``, ``seed`` and ``n_clusters``).
+    jackknife"`` (over the ``n_clusters`` clusters of subjects, on Fisher's z
+    scale, or ``"cluster jackknife (raw scale)"`` where z is undefined).
     """
 
     estimate: float
@@ -66,8 +64,6 @@ class CohenKappaResult:
     n_subjects: int
     confidence: float
     interval: str = "asymptotic"
-    n_boot: int | None = None
-    seed: int | None = None
     n_clusters: int | None = None
 
 
@@ -132,8 +128,6 @@ def cohen_kappa(
     categories: Sequence[object] | None = None,
     confidence: float = 0.95,
     clusters: str | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
 ) -> CohenKappaResult:
     """Cohen's kappa of exactly two raters, unweighted or with linear/quadratic weights.
 
@@ -156,11 +150,10 @@ def cohen_kappa(
         Level of the Wald interval ``estimate ± z * ase``.
     clusters : str, optional
         Column grouping the subjects into independent clusters (e.g. the case
-        when a subject is a case shown under one arm). The interval is then a
-        percentile bootstrap over whole clusters, since the asymptotic
-        variance assumes independent subjects. Default: independent subjects.
-    n_boot, seed : int
-        Bootstrap resamples (at least 100) and seed, used with ``clusters``.
+        when a subject is a case shown under one arm). The interval then leaves
+        out one cluster at a time (a cluster jackknife on Fisher's z scale,
+        ``atanh`` for two raters), since the asymptotic variance assumes
+        independent subjects. Default: independent subjects.
 
     Returns
     -------
@@ -179,9 +172,11 @@ def cohen_kappa(
     Notes
     -----
     Variances follow Fleiss, Cohen & Everitt (1969), the formulas SAS PROC
-    FREQ (AGREE) documents. With ``clusters`` the interval resamples clusters
-    instead; the z test (its variance under H0, when the raters' categories
-    are independent) is kept.
+    FREQ (AGREE) documents. With ``clusters`` the interval is ``atanh(kappa)
+    -/+ t(C-1) se`` back-transformed, ``se`` the delete-one-cluster jackknife
+    standard error over the ``C`` clusters (:mod:`studyhub.stats.agreement`);
+    the z test (its variance under H0, when the raters' categories are
+    independent) is kept.
 
     Validated against the SAS PROC FREQ printout for the 3x3 ``table10``
     example recorded in statsmodels' tests (kappa, ASE, 95% limits, ASE under
@@ -209,8 +204,6 @@ def cohen_kappa(
     """
     confidence = check_confidence(confidence)
     weights = _check_weights(weights)
-    if clusters is not None:
-        n_boot = check_n_boot(n_boot)
     frame = require_columns(
         data,
         subjects=subjects,
@@ -261,19 +254,17 @@ def cohen_kappa(
     per_subject = np.zeros((len(wide), v * v))
     per_subject[np.arange(len(wide)), cell] = 1.0
     w = _weight_matrix(category_scores(cats), weights)
-    rng = np.random.default_rng(seed)
-    boot = np.empty(n_boot)
-    for part in boot_chunks(n_boot, len(wide) + 3 * v * v):
-        wts = cluster_weights(rng, in_cluster, part.stop - part.start)
-        boot[part] = _kappa_vectorised((wts @ per_subject).reshape(-1, v, v), w)
-    low, high, _ = percentile_ci(boot, confidence, "Cohen's kappa")
+    leave_out = _kappa_vectorised(
+        (cluster_jackknife_weights(in_cluster) @ per_subject).reshape(-1, v, v), w
+    )
+    low, high, scale = jackknife_t_interval(
+        result.estimate, leave_out, raters=2.0, confidence=confidence, what="Cohen's kappa"
+    )
     return replace(
         result,
         ci_low=low,
         ci_high=high,
-        interval="cluster bootstrap",
-        n_boot=n_boot,
-        seed=int(seed),
+        interval="cluster jackknife" + ("" if scale == "fisher z" else " (raw scale)"),
         n_clusters=int(in_cluster.max()) + 1,
     )
 

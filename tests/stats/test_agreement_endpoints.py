@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from studyhub.protocol.plan import AnalysisPlan
+from studyhub.protocol.plan_options import STATISTIC_OPTIONS
 from studyhub.stats import agreement, evaluate_criteria
 from tests.stats.helpers import stimuli
 
@@ -52,100 +53,78 @@ def _data(n_raters: int) -> pd.DataFrame:
     return data.assign(measure="usefulness")
 
 
-# (statistic, options, raters, direct call with clusters="case" on the same units)
+# (statistic, options, raters, the direct call with clusters="case" on the same units)
 CASES = [
     (
         "krippendorff_alpha",
-        {"level": "interval", "n_boot": 300},
+        {"level": "interval"},
         4,
-        lambda d, seed: agreement.krippendorff_alpha(
-            d,
-            units="unit",
-            raters="rater",
-            ratings="value",
-            level="interval",
-            n_boot=300,
-            seed=seed,
-            clusters="case",
+        lambda d: agreement.krippendorff_alpha(
+            d, units="unit", raters="rater", ratings="value", level="interval", clusters="case"
         ),
     ),
     (
         "icc",
-        {"form": "ICC2", "n_boot": 300},
+        {"form": "ICC2"},
         4,
-        lambda d, seed: agreement.icc(
-            d,
-            targets="unit",
-            raters="rater",
-            ratings="value",
-            n_boot=300,
-            seed=seed,
-            clusters="case",
+        lambda d: agreement.icc(
+            d, targets="unit", raters="rater", ratings="value", clusters="case"
         ).form("ICC2"),
     ),
     (
         "cohen_kappa",
-        {"weights": "quadratic", "n_boot": 300},
+        {"weights": "quadratic"},
         2,
-        lambda d, seed: agreement.cohen_kappa(
+        lambda d: agreement.cohen_kappa(
             d,
             subjects="unit",
             raters="rater",
             ratings="value",
             weights="quadratic",
-            n_boot=300,
-            seed=seed,
             clusters="case",
         ),
     ),
     (
         "fleiss_kappa",
-        {"n_boot": 300},
+        {},
         4,
-        lambda d, seed: agreement.fleiss_kappa(
-            d,
-            subjects="unit",
-            raters="rater",
-            ratings="value",
-            n_boot=300,
-            seed=seed,
-            clusters="case",
+        lambda d: agreement.fleiss_kappa(
+            d, subjects="unit", raters="rater", ratings="value", clusters="case"
         ),
     ),
 ]
 
 
 @pytest.mark.parametrize(("statistic", "options", "raters", "direct"), CASES)
-def test_agreement_endpoint_resamples_cases_with_the_plan_seed(
+def test_agreement_endpoint_leaves_out_one_case_at_a_time(
     statistic: str, options: dict[str, Any], raters: int, direct: Any
 ) -> None:
     data = _data(raters)
-    report = evaluate_criteria(data, plan=_plan(statistic, options), seed=20261126)
-    res = report.results[1]
-    ref = direct(data, 20261126)
+    res = evaluate_criteria(data, plan=_plan(statistic, options), seed=1).results[1]
+    ref = direct(data)
     assert (res.estimate, res.ci_low, res.ci_high) == (ref.estimate, ref.ci_low, ref.ci_high)
-    assert res.details["n_clusters"] == 25  # the cases, each with both arms
-    assert res.details["seed"] == 20261126
-    assert res.details["interval"] == "bootstrap over cases (all their arms and raters)"
-    # deterministic re-runs; the endpoint's own seed takes precedence
-    again = evaluate_criteria(data, plan=_plan(statistic, options), seed=20261126).results[1]
-    assert (again.ci_low, again.ci_high) == (res.ci_low, res.ci_high)
-    own = evaluate_criteria(data, plan=_plan(statistic, {**options, "seed": 7}), seed=20261126)
-    assert own.results[1].details["seed"] == 7
-    assert (own.results[1].ci_low, own.results[1].ci_high) == (
-        direct(data, 7).ci_low,
-        direct(data, 7).ci_high,
-    )
+    assert res.details["n_cases"] == 25  # the cases, each with both arms
+    assert res.details["interval"].startswith("jackknife over cases (each left out with all")
+    # nothing random: another seed gives the same interval; where a plan may name
+    # n_boot (for plans registered when these intervals were bootstraps) it is
+    # recorded as unused
+    extra = {"n_boot": 500} if "n_boot" in STATISTIC_OPTIONS[statistic].model_fields else {}
+    other = evaluate_criteria(data, plan=_plan(statistic, {**options, **extra}), seed=2)
+    assert (other.results[1].ci_low, other.results[1].ci_high) == (res.ci_low, res.ci_high)
+    if extra:
+        assert other.results[1].details["n_boot"] == (
+            "500 (not used: the jackknife over cases draws no resamples)"
+        )
 
 
-def test_intra_rater_endpoint_resamples_cases() -> None:
+def test_intra_rater_endpoint_leaves_out_one_case_at_a_time() -> None:
     data = _data(3)
     repeats = data[data["case"] < "c010"].assign(
         value=lambda d: np.clip(d["value"] + np.where(np.arange(len(d)) % 4 == 0, 1, 0), 1, 5)
     )
     both = pd.concat([data.assign(second=False), repeats.assign(second=True)], ignore_index=True)
-    plan = _plan("intra_rater", {"method": "kappa", "n_boot": 300})
-    res = evaluate_criteria(both, plan=plan, repeat="second", seed=5).results[1]
+    plan = _plan("intra_rater", {"method": "kappa"})
+    res = evaluate_criteria(both, plan=plan, repeat="second").results[1]
     ref = agreement.intra_rater_agreement(
         both,
         items="unit",
@@ -153,9 +132,7 @@ def test_intra_rater_endpoint_resamples_cases() -> None:
         ratings="value",
         repeat="second",
         method="kappa",
-        n_boot=300,
-        seed=5,
         clusters="case",
     )
     assert (res.estimate, res.ci_low, res.ci_high) == (ref.estimate, ref.ci_low, ref.ci_high)
-    assert res.details["n_clusters"] == 10
+    assert ref.n_clusters == 10

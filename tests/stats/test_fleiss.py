@@ -13,10 +13,9 @@ import pytest
 from statsmodels.stats import inter_rater
 
 from studyhub.errors import DataError
-from studyhub.stats._agreement_common import multinomial_weights
 from studyhub.stats.fleiss import fleiss_kappa
 from studyhub.stats.kappa import fleiss_kappa as reexported
-from tests.stats.helpers import REFERENCE, expected, printed, resample_clusters, stimuli
+from tests.stats.helpers import REFERENCE, case_jackknife, expected, printed, stimuli
 
 
 @pytest.fixture(scope="module")
@@ -116,24 +115,20 @@ def test_fleiss_kappa_is_still_importable_from_kappa() -> None:
     assert reexported is fleiss_kappa
 
 
-def test_fleiss_interval_resamples_cases_like_explicit_resampling() -> None:
-    # Subjects are stimuli (a case under one arm); the bootstrap draws cases, each
-    # with all its arms and raters. Same draws, explicit rows: same interval.
+def test_fleiss_interval_leaves_out_each_case() -> None:
+    # Subjects are stimuli (a case under one arm); the interval leaves out one case
+    # at a time with all its arms and raters, on Fisher's z scale for m = 4 raters.
     data = stimuli(np.random.default_rng(4), n_raters=4, n_cases=15)
     kw = {"subjects": "unit", "raters": "rater", "ratings": "value"}
-    res = fleiss_kappa(data, **kw, n_boot=100, seed=2, clusters="case")
-    assert (res.n_boot, res.seed, res.n_clusters, res.confidence) == (100, 2, 15, 0.95)
-    draws = multinomial_weights(np.random.default_rng(2), 15, 100)
-    boot = [
-        fleiss_kappa(resample_clusters(data, row, clusters="case", units="unit"), **kw).estimate
-        for row in draws
-    ]
-    low, high = np.quantile(boot, [0.025, 0.975])
+    res = fleiss_kappa(data, **kw, clusters="case")
+    assert (res.n_clusters, res.confidence, res.interval) == (15, 0.95, "cluster jackknife")
+    low, high = case_jackknife(data, lambda d: fleiss_kappa(d, **kw).estimate, raters=4)
     assert (res.ci_low, res.ci_high) == (pytest.approx(low), pytest.approx(high))
-    plain = fleiss_kappa(data, **kw)  # no bootstrap asked for: no interval
-    assert plain.estimate == res.estimate and np.isnan(plain.ci_low) and plain.n_boot is None
-    by_subject = fleiss_kappa(data, **kw, n_boot=100, seed=2)
-    assert by_subject.n_clusters is None and by_subject.ci_low < by_subject.estimate
+    plain = fleiss_kappa(data, **kw)  # no interval asked for
+    assert plain.estimate == res.estimate and np.isnan(plain.ci_low) and plain.interval is None
+    boot = fleiss_kappa(data, **kw, n_boot=200, seed=2)  # percentile bootstrap of subjects
+    assert (boot.n_boot, boot.seed, boot.interval) == (200, 2, "percentile bootstrap")
+    assert boot.ci_low < boot.estimate < boot.ci_high
 
 
 def test_fleiss_interval_errors() -> None:

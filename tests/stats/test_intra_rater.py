@@ -17,6 +17,7 @@ from studyhub.errors import DataError
 from studyhub.stats.icc import icc
 from studyhub.stats.intra_rater import intra_rater_agreement
 from studyhub.stats.kappa import cohen_kappa
+from tests.stats.helpers import case_jackknife
 
 
 @pytest.fixture(scope="module")
@@ -144,20 +145,22 @@ def test_intra_rater_errors(repeat_reads: pd.DataFrame) -> None:
         intra_rater_agreement(flat_repeats, repeat="reading", **kw)
 
 
-def test_intra_rater_resamples_clusters_of_items(repeat_reads: pd.DataFrame) -> None:
-    kw: dict[str, Any] = {"items": "item", "raters": "rater", "ratings": "score", "seed": 4}
-    plain = intra_rater_agreement(repeat_reads, repeat="reading", **kw)
-    # a cluster per item is the item bootstrap, draw for draw
-    own = intra_rater_agreement(
-        repeat_reads.assign(own=repeat_reads["item"]), repeat="reading", clusters="own", **kw
-    )
-    assert (own.ci_low, own.ci_high) == (plain.ci_low, plain.ci_high)
-    assert own.n_clusters == 30 and plain.n_clusters is None
-    # items 2k and 2k+1 shown as two arms of case k: 15 clusters, same estimate
+def test_intra_rater_leaves_out_clusters_of_items(repeat_reads: pd.DataFrame) -> None:
+    # items 2k and 2k+1 shown as two arms of case k: the pooled interval leaves out
+    # one case at a time (atanh scale, two readings); the estimate is unchanged
+    kw: dict[str, Any] = {"items": "item", "raters": "rater", "ratings": "score"}
     paired = repeat_reads.assign(case=repeat_reads["item"] // 2)
+    plain = intra_rater_agreement(paired, repeat="reading", **kw)
     res = intra_rater_agreement(paired, repeat="reading", clusters="case", **kw)
-    assert res.n_clusters == 15 and res.estimate == plain.estimate
-    assert (res.ci_low, res.ci_high) != (plain.ci_low, plain.ci_high)
+    assert (res.n_clusters, res.interval, res.n_boot_used) == (15, "cluster jackknife", 0)
+    assert res.estimate == plain.estimate and plain.interval == "percentile bootstrap"
+    repeated = paired[paired["item"] < 30]
+    low, high = case_jackknife(
+        repeated,
+        lambda d: intra_rater_agreement(d, repeat="reading", n_boot=100, **kw).estimate,
+        raters=2,
+    )
+    assert (res.ci_low, res.ci_high) == (pytest.approx(low), pytest.approx(high))
     bad = paired.assign(case=paired["case"].where(paired.index != 0, 99))
     with pytest.raises(DataError) as info:
         intra_rater_agreement(bad, repeat="reading", clusters="case", **kw)

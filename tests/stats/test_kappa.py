@@ -15,9 +15,8 @@ import pytest
 from statsmodels.stats import inter_rater
 
 from studyhub.errors import DataError
-from studyhub.stats._agreement_common import multinomial_weights
 from studyhub.stats.kappa import cohen_kappa
-from tests.stats.helpers import REFERENCE, expected, printed, resample_clusters, stimuli
+from tests.stats.helpers import REFERENCE, case_jackknife, expected, printed, stimuli
 
 # --------------------------------------------------------------------------- Cohen's kappa
 
@@ -172,36 +171,28 @@ def test_cohen_kappa_errors(table10: pd.DataFrame) -> None:
         cohen_kappa(table10, confidence=95, **kw)
 
 
-def test_cohen_cluster_interval_equals_explicit_resampling_of_cases() -> None:
-    # Subjects are stimuli (a case under one arm): the interval draws cases, each
-    # with all its arms; the estimate and the z test are those without clusters.
+def test_cohen_cluster_interval_leaves_out_each_case() -> None:
+    # Subjects are stimuli (a case under one arm): the interval leaves out one case
+    # at a time on the atanh scale; the estimate and the z test are unchanged.
     data = stimuli(np.random.default_rng(6), n_raters=2, n_cases=20)
     kw: dict[str, Any] = {"subjects": "unit", "raters": "rater", "ratings": "value"}
-    res = cohen_kappa(data, **kw, weights="linear", clusters="case", n_boot=100, seed=8)
+    res = cohen_kappa(data, **kw, weights="linear", clusters="case")
     plain = cohen_kappa(data, **kw, weights="linear")
-    assert (res.interval, res.n_boot, res.seed, res.n_clusters) == ("cluster bootstrap", 100, 8, 20)
+    assert (res.interval, res.n_clusters) == ("cluster jackknife", 20)
     assert plain.interval == "asymptotic"
     assert (res.estimate, res.z, res.p_value) == (plain.estimate, plain.z, plain.p_value)
-    draws = multinomial_weights(np.random.default_rng(8), 20, 100)
     cats = sorted(data["value"].unique())
-    boot = [
-        cohen_kappa(
-            resample_clusters(data, row, clusters="case", units="unit"),
-            **kw,
-            weights="linear",
-            categories=cats,
-        ).estimate
-        for row in draws
-    ]
-    low, high = np.quantile(boot, [0.025, 0.975])
+    low, high = case_jackknife(
+        data,
+        lambda d: cohen_kappa(d, **kw, weights="linear", categories=cats).estimate,
+        raters=2,
+    )
     assert (res.ci_low, res.ci_high) == (pytest.approx(low), pytest.approx(high))
 
 
 def test_cohen_cluster_errors() -> None:
     data = stimuli(np.random.default_rng(7), n_raters=2, n_cases=8)
     kw: dict[str, Any] = {"subjects": "unit", "raters": "rater", "ratings": "value"}
-    with pytest.raises(DataError, match="n_boot is 99; pass an integer of at least 100"):
-        cohen_kappa(data, **kw, clusters="case", n_boot=99)
     data.loc[1, "case"] = "c999"
     with pytest.raises(DataError) as info:
         cohen_kappa(data, **kw, clusters="case")
