@@ -264,9 +264,10 @@ def cluster_bootstrap(
 
     The resamples are kept, rescaled around the estimate so that their spread
     is the corrected variance (the rescaled bootstrap of Rao & Wu 1988), for
-    the bias and for display; because the corrected variance is exact for the
-    (linear) mean difference, ``se``, the interval and the p-value carry no
-    Monte Carlo error.
+    the bias and for display. The corrected variance is computed in closed
+    form (exactly the B -> infinity bootstrap for a balanced design, its
+    linearisation otherwise), so ``se``, the interval and the p-value carry no
+    Monte Carlo error and do not depend on ``n_boot`` or ``seed``.
 
     Simulated size and coverage (tests/stats/test_bootstrap_variance.py, 4000
     studies per design, Monte Carlo SE 0.0034; normal and Likert 1-5 ratings,
