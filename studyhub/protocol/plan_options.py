@@ -45,6 +45,16 @@ def _n_boot(default: int) -> int:
     )
 
 
+def _unused_n_boot(default: int) -> int:
+    return Field(
+        default=default,
+        ge=100,
+        le=MAX_BOOT,
+        description="not used: the interval leaves out one case at a time (a jackknife) and "
+        "draws no resamples; still accepted so that registered plans stay valid",
+    )
+
+
 class _Options(Settings):
     noun = "option"
 
@@ -97,17 +107,17 @@ class MrmcOptions(_Options):
 
 
 class KrippendorffOptions(_Options):
-    """Krippendorff's alpha with a bootstrap interval."""
+    """Krippendorff's alpha with a jackknife interval over cases."""
 
     owner = "krippendorff_alpha"
     level: Literal["nominal", "ordinal", "interval", "ratio"] = Field(
         default="ordinal", description="the measurement level of the ratings"
     )
-    n_boot: int = _n_boot(2000)
+    n_boot: int = _unused_n_boot(2000)
 
 
 class IccOptions(_Options):
-    """Intraclass correlation (Shrout & Fleiss)."""
+    """Intraclass correlation (Shrout & Fleiss) with a jackknife interval over cases."""
 
     owner = "icc"
     form: str = Field(
@@ -132,7 +142,7 @@ _WEIGHTS = Literal["linear", "quadratic"] | None
 
 
 class CohenKappaOptions(_Options):
-    """Cohen's kappa between two raters."""
+    """Cohen's kappa between two raters with a jackknife interval over cases."""
 
     owner = "cohen_kappa"
     weights: _WEIGHTS = Field(
@@ -141,10 +151,10 @@ class CohenKappaOptions(_Options):
 
 
 class FleissKappaOptions(_Options):
-    """Fleiss' kappa with a percentile bootstrap over rated units."""
+    """Fleiss' kappa with a jackknife interval over cases."""
 
     owner = "fleiss_kappa"
-    n_boot: int = _n_boot(1000)
+    n_boot: int = _unused_n_boot(1000)
 
 
 class IntraRaterOptions(_Options):
@@ -163,7 +173,7 @@ class IntraRaterOptions(_Options):
     first: Annotated[int | float | str | bool | None, NOT_NULL] = Field(
         default=None, description="the value of the repeat column that marks the first reading"
     )
-    n_boot: int = _n_boot(2000)
+    n_boot: int = _unused_n_boot(2000)
 
 
 class SpearmanOptions(_Options):

@@ -4,17 +4,22 @@ Ratings in a reader study are correlated within raters (a rater's severity,
 her benefit from an explanation) and within cases (a case's difficulty), so
 resampling rows, or only raters, or only cases, understates the uncertainty.
 The two-way ("pigeonhole") bootstrap resamples raters and cases
-independently, and every resampled rater x case cell keeps all its rows.
+independently, and every resampled rater x case cell keeps all its rows. Its
+variance over-counts the cell-level noise (McCullagh 2000; Owen 2007), so
+:func:`cluster_bootstrap` rescales the resamples to the corrected variance of
+:mod:`studyhub.stats.bootstrap_variance` and reports a t interval on it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from studyhub.errors import DataError
 from studyhub.stats._data import (
@@ -24,6 +29,7 @@ from studyhub.stats._data import (
     require_numeric,
     require_variation,
 )
+from studyhub.stats.bootstrap_variance import TwoWayVariance, two_way_variance
 
 __all__ = [
     "ClusterBootstrap",
@@ -31,6 +37,10 @@ __all__ = [
     "resampled_means",
     "two_way_bootstrap_differences",
 ]
+
+
+Scheme = Literal["rescaled", "pigeonhole"]
+SCHEMES = ("rescaled", "pigeonhole")
 
 
 @dataclass(frozen=True)
@@ -41,14 +51,23 @@ class ClusterBootstrap:
     ----------
     contrasts : pandas.DataFrame
         ``contrast``, ``arm``, ``versus``, ``estimate`` (observed difference of
-        arm means, ``arm - versus``), ``se`` (standard deviation of the
-        replicates), ``ci_low``, ``ci_high`` (percentile interval), ``bias``
-        (mean of replicates minus estimate).
+        arm means, ``arm - versus``), ``se`` (corrected standard error), ``df``
+        (its Satterthwaite degrees of freedom), ``statistic`` (``estimate /
+        se``), ``p_value`` (two-sided, H0: no difference), ``ci_low``,
+        ``ci_high``, ``bias`` (mean of the replicates minus the estimate) and
+        ``se_pigeonhole`` (the ideal standard error of the uncorrected two-way
+        bootstrap, for comparison). With ``scheme="pigeonhole"``: ``se`` is the
+        standard deviation of the raw replicates, the interval is their
+        percentile interval, the p-value inverts it and ``df``/``statistic``
+        are NaN.
     replicates : numpy.ndarray
-        Shape ``(n_boot, n_contrasts)``: the bootstrap differences.
+        Shape ``(n_boot, n_contrasts)``: the bootstrap differences, rescaled
+        around the estimate to the corrected variance (``scheme="rescaled"``)
+        or raw (``"pigeonhole"``).
     n_boot, seed : int
     confidence : float
     statistic : str
+    scheme : str
     n_raters, n_cases : int
     """
 
@@ -60,6 +79,7 @@ class ClusterBootstrap:
     statistic: str
     n_raters: int
     n_cases: int
+    scheme: str = "rescaled"
 
 
 def _cell_arrays(frame: pd.DataFrame, arms: list[Any]) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -173,6 +193,7 @@ def cluster_bootstrap(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    scheme: Scheme = "rescaled",
 ) -> ClusterBootstrap:
     """Two-way cluster bootstrap confidence intervals for differences between arms.
 
@@ -193,7 +214,11 @@ def cluster_bootstrap(
     seed : int
         Seed of the random generator (record it in the plan).
     confidence : float
-        Coverage of the two-sided percentile interval.
+        Coverage of the two-sided interval.
+    scheme : {"rescaled", "pigeonhole"}
+        ``"rescaled"`` (default): the variance-corrected bootstrap described in
+        the Notes. ``"pigeonhole"``: the uncorrected two-way bootstrap with its
+        percentile interval, conservative (kept for comparison only).
 
     Returns
     -------
@@ -203,32 +228,88 @@ def cluster_bootstrap(
     ------
     DataError
         For missing columns, unknown arms, constant ratings, fewer than two
-        raters or cases, ``n_boot < 100``, or a resample in which an arm has
-        no ratings (arms rated on too few cells).
+        raters or cases, ``n_boot < 100``, an unknown scheme, a resample in
+        which an arm has no ratings (arms rated on too few cells), raters and
+        cases that are not crossed within a contrast, or arm differences that
+        do not vary at all (standard error 0).
 
     Notes
     -----
     Raters and cases are resampled independently and each resampled rater x
-    case cell keeps all its rows, so correlation within raters, within cases
-    and within cells is kept. The interval is the percentile interval. BCa is
-    not offered: its acceleration needs a jackknife over a single sampling
-    unit, and with two crossed units there is no agreed choice. The pigeonhole
-    bootstrap is mildly conservative for the residual part of the variance
-    (Owen 2007: the cell-level noise is counted about three times over
-    ``R x C``), so where that noise dominates the interval is wide; and like
-    any cluster bootstrap its percentile intervals run slightly narrow with few
-    clusters: in our simulations with rater x arm and case x arm variation,
-    nominal 95% intervals covered 93.4-93.9% with 20 raters x 30 cases and
-    93.7-94.6% with 40 x 60. Prefer the mixed model as the primary analysis. Vectorised: 2000
-    resamples of 20 raters x 300 cases x 4 arms take well under a second.
-    Checked against explicit resampling of rows (identical replicates for the
-    same multiplicities) and by simulation (coverage near the nominal level).
+    case cell keeps all its rows (the pigeonhole bootstrap, Owen 2007), so
+    correlation within raters, within cases and within cells is kept. That
+    bootstrap does not have the right size: McCullagh (2000) showed that no
+    resampling scheme estimates the variance of a mean over a crossed array
+    without bias, and the pigeonhole bootstrap counts the cell-level noise about
+    three times (with no rater x arm or case x arm variation its standard error
+    was 1.7 times the true one, and its tests never rejected), while with few
+    raters its percentile interval, which has no degrees-of-freedom
+    correction, is too short.
+
+    The default ``scheme="rescaled"`` corrects both:
+
+    1. the variance: for a difference of means the ideal (``B -> infinity``)
+       pigeonhole variance is known in closed form, and its excess over the
+       unbiased moment estimator — the residual counted twice too often, the
+       rater and case parts shrunk by ``(R-1)/R`` and ``(C-1)/C`` — is
+       estimated from the rater, case and residual mean squares and removed
+       (:func:`studyhub.stats.bootstrap_variance.two_way_variance`; in a
+       balanced design the result is McCullagh's unbiased
+       ``(MS_rater:arm + MS_case:arm - MS_residual) / (RC)``, the two-way
+       cluster-robust variance of Cameron, Gelbach & Miller 2011);
+    2. the reference distribution: t with the Satterthwaite degrees of freedom
+       of that variance, so an analysis with 6 raters is not judged as if it
+       had 600. ``ci_low``, ``ci_high`` are ``estimate -/+ t * se`` and
+       ``p_value`` the two-sided t test.
+
+    The resamples are kept, rescaled around the estimate so that their spread
+    is the corrected variance (the rescaled bootstrap of Rao & Wu 1988), for
+    the bias and for display. The corrected variance is computed in closed
+    form (exactly the B -> infinity bootstrap for a balanced design, its
+    linearisation otherwise), so ``se``, the interval and the p-value carry no
+    Monte Carlo error and do not depend on ``n_boot`` or ``seed``.
+
+    Simulated size and coverage (tests/stats/test_bootstrap_variance.py, 4000
+    studies per design, Monte Carlo SE 0.0034; normal and Likert 1-5 ratings,
+    2 and 4 arms, 6 x 30 to 20 x 100 designs, rater SD 0.5, case SD 0.8,
+    residual SD 1): with rater x arm and case x arm SD 0.2-0.3 the two-sided
+    5% test rejected 4.7-5.4% of null studies and the 95% interval covered
+    94.9-95.4% of true differences. With no interaction at all the test is
+    conservative (3.3% in 12 x 60 normal and 6 x 30 Likert designs): the
+    variance is floored at its cell-level part whenever both interaction
+    variances are estimated as zero (about 20% too large on average then) and
+    its degrees of freedom allow for an interaction the data cannot rule out —
+    the price of an analysis that does not assume the interactions away
+    (Matuschek et al. 2017). The old, uncorrected scheme rejected 2.8% (rater x
+    arm SD 0.2) and 0.1% (no interaction) in the issue's 12 x 60 design, its
+    SE 1.2 and 1.7 times the true SD.
+
+    BCa is not offered: its acceleration needs a jackknife over a single
+    sampling unit, and with two crossed units there is no agreed choice.
+    Vectorised: 2000 resamples of 20 raters x 300 cases x 4 arms take well
+    under a second. Checked against explicit resampling of rows (identical
+    replicates for the same multiplicities), against the ANOVA mean squares
+    of complete designs, and by simulation (size and coverage above).
 
     References
     ----------
     .. [1] Owen AB (2007). The pigeonhole bootstrap. Annals of Applied
        Statistics 1(2):386-411.
-    .. [2] Davison AC, Hinkley DV (1997). Bootstrap Methods and their
+    .. [2] McCullagh P (2000). Resampling and exchangeable arrays. Bernoulli
+       6(2):285-301.
+    .. [3] Owen AB, Eckles D (2012). Bootstrapping data arrays of arbitrary
+       order. Annals of Applied Statistics 6(3):895-927.
+    .. [4] Cameron AC, Gelbach JB, Miller DL (2011). Robust inference with
+       multiway clustering. Journal of Business & Economic Statistics
+       29(2):238-249.
+    .. [5] Rao JNK, Wu CFJ (1988). Resampling inference with complex survey
+       data. JASA 83(401):231-241.
+    .. [6] Satterthwaite FE (1946). An approximate distribution of estimates
+       of variance components. Biometrics Bulletin 2(6):110-114.
+    .. [7] Matuschek H, Kliegl R, Vasishth S, Baayen H, Bates D (2017).
+       Balancing Type I error and power in linear mixed models. Journal of
+       Memory and Language 94:305-315.
+    .. [8] Davison AC, Hinkley DV (1997). Bootstrap Methods and their
        Application. Cambridge University Press, sec. 3.8.
 
     Examples
@@ -242,10 +323,12 @@ def cluster_bootstrap(
     >>> boot = cluster_bootstrap(ratings, arm="arm", rating="score", rater="rater",
     ...                          case="case", reference="random", n_boot=500, seed=0)
     >>> boot.contrasts[["estimate", "ci_low", "ci_high"]].round(2).values.tolist()
-    [[0.81, 0.53, 1.12]]
+    [[0.81, 0.59, 1.03]]
     """
     if statistic != "mean_difference":
         raise DataError(f"statistic {statistic!r} is unknown; use 'mean_difference'")
+    if scheme not in SCHEMES:
+        raise DataError(f"scheme is {scheme!r}; pass 'rescaled' (the default) or 'pigeonhole'")
     if not (isinstance(n_boot, int | np.integer) and n_boot >= 100):
         raise DataError(f"n_boot is {n_boot!r}; pass an integer of at least 100 (2000 is usual)")
     if not (0 < confidence < 1):
@@ -273,9 +356,17 @@ def cluster_bootstrap(
     pairs = resolve_contrasts(arms, reference, contrasts, arm)
     index = {a: i for i, a in enumerate(arms)}
     sums, counts, n_r, n_c = _cell_arrays(tidy, arms)
-    means = sums.sum(axis=(1, 2)) / counts.sum(axis=(1, 2))
-    rng = np.random.default_rng(seed)
     idx_pairs = [(index[a], index[b]) for a, b in pairs]
+    var = two_way_variance(sums, counts, idx_pairs)
+    corrected = (
+        {
+            f"{a} - {b}": _corrected_row(var, k, f"{a} - {b}", confidence)
+            for k, (a, b) in enumerate(pairs)
+        }
+        if scheme == "rescaled"
+        else {}
+    )
+    rng = np.random.default_rng(seed)
     reps = two_way_bootstrap_differences(sums, counts, idx_pairs, n_boot=n_boot, rng=rng)
     if np.isnan(reps).any():
         bad = int(np.isnan(reps).any(axis=1).sum())
@@ -284,25 +375,22 @@ def cluster_bootstrap(
             "few raters or cases); rate every arm on more raters and cases, or compare "
             "only well-covered arms"
         )
-    a_lo = (1 - confidence) / 2
     rows = []
     for k, (a, b) in enumerate(pairs):
-        est = float(means[index[a]] - means[index[b]])
+        est = float(var.estimate[0, k])
         draws = reps[:, k]
-        rows.append(
-            {
-                "contrast": f"{a} - {b}",
-                "arm": a,
-                "versus": b,
-                "estimate": est,
-                "se": float(np.std(draws, ddof=1)),
-                "ci_low": float(np.quantile(draws, a_lo)),
-                "ci_high": float(np.quantile(draws, 1 - a_lo)),
-                "bias": float(draws.mean() - est),
-            }
-        )
+        row: dict[str, Any] = {"contrast": f"{a} - {b}", "arm": a, "versus": b, "estimate": est}
+        if scheme == "pigeonhole":
+            row.update(_percentile_row(draws, est, confidence))
+        else:
+            row.update(corrected[row["contrast"]])
+            scale = row["se"] / math.sqrt(float(var.pigeonhole[0, k]))
+            reps[:, k] = est + scale * (draws - est)
+        row["bias"] = float(reps[:, k].mean() - est)
+        row["se_pigeonhole"] = math.sqrt(float(var.pigeonhole[0, k]))
+        rows.append(row)
     return ClusterBootstrap(
-        contrasts=pd.DataFrame(rows),
+        contrasts=pd.DataFrame(rows)[_COLUMNS],
         replicates=reps,
         n_boot=int(n_boot),
         seed=int(seed),
@@ -310,7 +398,68 @@ def cluster_bootstrap(
         statistic=statistic,
         n_raters=n_r,
         n_cases=n_c,
+        scheme=scheme,
     )
+
+
+_COLUMNS = [
+    "contrast",
+    "arm",
+    "versus",
+    "estimate",
+    "se",
+    "df",
+    "statistic",
+    "p_value",
+    "ci_low",
+    "ci_high",
+    "bias",
+    "se_pigeonhole",
+]
+
+
+def _corrected_row(var: TwoWayVariance, k: int, name: str, confidence: float) -> dict[str, float]:
+    """SE, df, t, two-sided p and t interval of contrast ``k`` from the corrected variance."""
+    if not var.df_cell[0, k] >= 1:
+        raise DataError(
+            f"contrast {name!r}: raters and cases are not crossed (no rater x case cell "
+            "structure left once rater and case effects are fitted: each case was rated by "
+            "one rater, or each rater rated one case); rate cases by several raters"
+        )
+    v, df = float(var.variance[0, k]), float(var.df[0, k])
+    est = float(var.estimate[0, k])
+    if not (v > 1e-12 * max(1.0, est * est) and math.isfinite(df)):
+        raise DataError(
+            f"contrast {name!r}: the arm difference is the same for every rater and case "
+            "(standard error 0 up to rounding), so no interval can be formed; "
+            "check that the rating column holds the ratings"
+        )
+    se = math.sqrt(v)
+    q = float(stats.t.ppf(0.5 + confidence / 2, df))
+    t = est / se
+    return {
+        "se": se,
+        "df": df,
+        "statistic": t,
+        "p_value": float(min(1.0, 2 * stats.t.sf(abs(t), df))),
+        "ci_low": est - q * se,
+        "ci_high": est + q * se,
+    }
+
+
+def _percentile_row(draws: np.ndarray, est: float, confidence: float) -> dict[str, float]:
+    """The uncorrected pigeonhole summary: SD, percentile interval, inverted p-value."""
+    a_lo = (1 - confidence) / 2
+    lower = (1 + int(np.sum(draws <= 0.0))) / (draws.size + 1)
+    upper = (1 + int(np.sum(draws >= 0.0))) / (draws.size + 1)
+    return {
+        "se": float(np.std(draws, ddof=1)),
+        "df": math.nan,
+        "statistic": math.nan,
+        "p_value": float(min(1.0, 2 * min(lower, upper))),
+        "ci_low": float(np.quantile(draws, a_lo)),
+        "ci_high": float(np.quantile(draws, 1 - a_lo)),
+    }
 
 
 def resolve_contrasts(

@@ -92,7 +92,7 @@ class ArmComparison:
         for ``"ordinal"``, a Hodges-Lehmann shift for ``"friedman"``), ``se``
         (NaN for ``"friedman"``, where no standard error is defined), ``df``
         (t degrees of freedom; ``inf`` where the reference distribution is
-        normal; NaN for rank and bootstrap methods), ``statistic``, ``ci_low``,
+        normal; NaN for rank methods), ``statistic``, ``ci_low``,
         ``ci_high`` (``inf`` for a one-sided lower bound), ``p_value`` (for the
         chosen hypothesis), ``p_adjusted`` and ``reject`` (``p_adjusted <= alpha``).
     method, hypothesis, margin, alpha, multiplicity :
@@ -265,9 +265,9 @@ def compare_arms(
     in a cumulative link model (R's ``ordinal::clmm``) are not available in
     Python's scientific stack.
 
-    *Cluster bootstrap.* :func:`studyhub.stats.bootstrap.cluster_bootstrap`,
-    percentile interval; p-value by inverting it:
-    ``(1 + #{boot <= -margin}) / (B + 1)`` one-sided.
+    *Cluster bootstrap.* :func:`studyhub.stats.bootstrap.cluster_bootstrap`:
+    the two-way (rater and case) bootstrap with its variance corrected for the
+    over-counted cell-level noise, t tests and intervals with Satterthwaite df.
 
     Checked against lme4 (Penicillin, both engines), R's ``friedman.test`` (RoundingTimes)
     and ``wilcox.test`` (Hollander & Wolfe depression data), and by simulation:
@@ -397,24 +397,23 @@ def compare_arms(
             seed=seed,
             confidence=confidence,
         )
-        details.update(n_boot=n_boot, seed=seed)
+        details.update(n_boot=n_boot, seed=seed, scheme=boot.scheme)
         for k, (a, b) in enumerate(prep.contrasts):
-            draws = boot.replicates[:, k]
-            est = float(boot.contrasts["estimate"].iloc[k])
-            lower = (1 + int(np.sum(draws <= null))) / (n_boot + 1)
-            upper = (1 + int(np.sum(draws >= null))) / (n_boot + 1)
-            p = min(1.0, 2 * min(lower, upper)) if hypothesis == "two_sided" else lower
+            row = boot.contrasts.iloc[k]
+            est, se, df = float(row["estimate"]), float(row["se"]), float(row["df"])
+            stat = (est - null) / se
+            tq = t_quantile(confidence, df)
             rows.append(
                 contrast_row(
                     a,
                     b,
                     est,
-                    float(boot.contrasts["se"].iloc[k]),
-                    math.nan,
-                    math.nan,
-                    float(boot.contrasts["ci_low"].iloc[k]),
-                    float(boot.contrasts["ci_high"].iloc[k]),
-                    p,
+                    se,
+                    df,
+                    stat,
+                    est - tq * se,
+                    est + tq * se,
+                    p_from_t(stat, df, hypothesis),
                 )
             )
     else:  # ordinal

@@ -41,7 +41,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
@@ -338,7 +337,11 @@ def _run(
         return _mrmc(ep, data, cols, plan, truth, opts, level)
     if ep.statistic == "spearman":
         return _spearman(ep, data, cols, plan, metrics, opts, seed, level)
-    return _agreement(ep, _subset(data, cols, ep, ep.measure), cols, plan, repeat, opts, seed)
+    from studyhub.stats._agreement_endpoints import agreement_endpoint
+
+    return agreement_endpoint(
+        ep, _subset(data, cols, ep, ep.measure), cols, plan, repeat, opts, seed
+    )
 
 
 def _compare(
@@ -467,110 +470,6 @@ def _spearman(
         confidence=2 * level - 1,  # its lower limit is the one-sided ``level`` bound
     )
     return _Estimate(res.estimate, res.ci_low, math.inf, res.p_value, None, res.n_cases)
-
-
-def _agreement(
-    ep: Endpoint,
-    sub: pd.DataFrame,
-    cols: dict[str, str],
-    plan: AnalysisPlan,
-    repeat: str | None,
-    opts: dict[str, Any],
-    seed: int,
-) -> _Estimate:
-    from studyhub.stats import agreement
-
-    sub = sub.assign(_unit=sub[cols["case"]].astype(str) + "|" + sub[cols["arm"]].astype(str))
-    n_raters = int(sub[cols["rater"]].nunique())
-    n_cases = int(sub[cols["case"]].nunique())
-    conf = 2 * plan.confidence - 1  # equal-tailed: its lower limit is the one-sided bound
-    if ep.statistic == "intra_rater":
-        if repeat is None:
-            raise DataError("intra_rater endpoints need the repeat-reading column: pass repeat=")
-        intra = agreement.intra_rater_agreement(
-            sub,
-            items="_unit",
-            raters=cols["rater"],
-            ratings=cols["value"],
-            repeat=repeat,
-            n_boot=int(opts.pop("n_boot", 2000)),
-            seed=seed,
-            confidence=conf,
-            **opts,
-        )
-        return _Estimate(intra.estimate, intra.ci_low, intra.ci_high, None, n_raters, n_cases)
-    if repeat is not None and repeat in sub.columns:
-        sub = sub[~sub[repeat].astype(bool)]
-    if ep.statistic == "krippendorff_alpha":
-        alpha = agreement.krippendorff_alpha(
-            sub,
-            units="_unit",
-            raters=cols["rater"],
-            ratings=cols["value"],
-            level=opts.pop("level", "ordinal"),
-            n_boot=int(opts.pop("n_boot", 2000)),
-            seed=seed,
-            confidence=conf,
-        )
-        return _Estimate(alpha.estimate, alpha.ci_low, alpha.ci_high, None, n_raters, n_cases)
-    if ep.statistic == "icc":
-        res = agreement.icc(
-            sub, targets="_unit", raters=cols["rater"], ratings=cols["value"], confidence=conf
-        )
-        form = res.form(str(opts.pop("form", "ICC2")))
-        return _Estimate(form.estimate, form.ci_low, form.ci_high, form.p_value, n_raters, n_cases)
-    if ep.statistic == "cohen_kappa":
-        kap = agreement.cohen_kappa(
-            sub,
-            subjects="_unit",
-            raters=cols["rater"],
-            ratings=cols["value"],
-            weights=opts.pop("weights", None),
-            confidence=conf,
-        )
-        return _Estimate(kap.estimate, kap.ci_low, kap.ci_high, kap.p_value, n_raters, n_cases)
-    if ep.statistic == "fleiss_kappa":
-        return _fleiss(sub, cols, conf, int(opts.pop("n_boot", 1000)), seed, n_raters, n_cases)
-    raise DataError(f"statistic {ep.statistic!r} is not an agreement statistic")
-
-
-def _fleiss(
-    sub: pd.DataFrame,
-    cols: dict[str, str],
-    conf: float,
-    n_boot: int,
-    seed: int,
-    n_raters: int,
-    n_cases: int,
-) -> _Estimate:
-    """Fleiss' kappa with a percentile bootstrap over rated units (its SE is only under H0)."""
-    from studyhub.stats.agreement import fleiss_kappa
-
-    point = fleiss_kappa(
-        sub, subjects="_unit", raters=cols["rater"], ratings=cols["value"]
-    ).estimate
-    units = sub["_unit"].unique()
-    groups = {u: g for u, g in sub.groupby("_unit", sort=False)}
-    rng = np.random.default_rng(seed)
-    boots: list[float] = []
-    for _ in range(n_boot):
-        pick = rng.choice(units, size=units.size, replace=True)
-        frame = pd.concat(
-            [groups[u].assign(_unit=f"{i}") for i, u in enumerate(pick)], ignore_index=True
-        )
-        try:
-            boots.append(
-                fleiss_kappa(
-                    frame, subjects="_unit", raters=cols["rater"], ratings=cols["value"]
-                ).estimate
-            )
-        except DataError:
-            continue
-    if len(boots) < n_boot // 2:
-        raise DataError("the bootstrap of Fleiss' kappa failed in most resamples; too few units")
-    tail = (1 - conf) / 2 * 100
-    lo, hi = np.percentile(boots, [tail, 100 - tail])
-    return _Estimate(point, float(lo), float(hi), None, n_raters, n_cases, {"n_boot": len(boots)})
 
 
 def _decide(

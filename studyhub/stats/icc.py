@@ -9,7 +9,13 @@ import pandas as pd
 from scipy import stats as sps
 
 from studyhub.errors import DataError
-from studyhub.stats._agreement_common import FloatArray, check_confidence
+from studyhub.stats._agreement_common import (
+    FloatArray,
+    check_confidence,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
+    unit_clusters,
+)
 from studyhub.stats._data import (
     as_python,
     require_columns,
@@ -68,7 +74,10 @@ class ICCResult:
     ``df1``, ``df2``, ``p_value``, ``ci_low``, ``ci_high``. ``F`` is
     MS_targets / MS_within for ICC1/ICC1k and MS_targets / MS_residual for the
     others (the psych and pingouin convention). ``mean_squares`` holds BMS, WMS,
-    JMS, EMS in Shrout & Fleiss's notation.
+    JMS, EMS in Shrout & Fleiss's notation. ``interval`` says how ``ci_low``
+    and ``ci_high`` were formed: ``"F"`` (the F-based intervals) or ``"cluster
+    jackknife"`` (over the ``n_clusters`` clusters of targets, on Fisher's z
+    scale; ``"cluster jackknife (raw scale)"`` for a form where z is undefined).
     """
 
     table: pd.DataFrame
@@ -76,6 +85,8 @@ class ICCResult:
     n_raters: int
     confidence: float
     mean_squares: dict[str, float] = field(default_factory=dict)
+    interval: str = "F"
+    n_clusters: int | None = None
 
     def form(self, name: str) -> ICCForm:
         """Return one form by name: ``"ICC2"``, ``"ICC(2,1)"`` or ``"ICC(A,1)"`` ..."""
@@ -211,6 +222,38 @@ def _icc_from_matrix(x: FloatArray, confidence: float) -> tuple[pd.DataFrame, di
     return table, squares
 
 
+def _icc_resampled(x: FloatArray, weights: FloatArray) -> FloatArray:
+    """The six forms (columns in ``_ICC_FORMS`` order) for each row of target weights.
+
+    A row of ``weights`` says how often each target (row of ``x``) is drawn; the
+    mean squares are those of the resampled matrix, computed from weighted sums.
+    """
+    k = x.shape[1]
+    n = weights.sum(axis=1)
+    row_mean = x.mean(axis=1)
+    grand = (weights @ row_mean) / n
+    ss_targets = k * (weights @ row_mean**2 - n * grand**2)
+    col_mean = (weights @ x) / n[:, None]
+    ss_raters = n * ((col_mean - grand[:, None]) ** 2).sum(axis=1)
+    ss_total = weights @ (x**2).sum(axis=1) - n * k * grand**2
+    ss_resid = np.maximum(ss_total - ss_targets - ss_raters, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bms = ss_targets / (n - 1)
+        jms = ss_raters / (k - 1)
+        ems = ss_resid / ((n - 1) * (k - 1))
+        wms = (ss_raters + ss_resid) / (n * (k - 1))
+        return np.column_stack(
+            [
+                (bms - wms) / (bms + (k - 1) * wms),
+                (bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n),
+                (bms - ems) / (bms + (k - 1) * ems),
+                (bms - wms) / bms,
+                (bms - ems) / (bms + (jms - ems) / n),
+                (bms - ems) / bms,
+            ]
+        )
+
+
 def icc(
     data: pd.DataFrame,
     *,
@@ -218,6 +261,7 @@ def icc(
     raters: str,
     ratings: str,
     confidence: float = 0.95,
+    clusters: str | None = None,
 ) -> ICCResult:
     """Intraclass correlations: all six Shrout–Fleiss forms with F tests and intervals.
 
@@ -230,6 +274,12 @@ def icc(
         Columns naming the rated item, the rater and the (numeric) rating.
     confidence : float, default 0.95
         Level of the confidence intervals.
+    clusters : str, optional
+        Column grouping the targets into independent clusters, e.g. the case
+        when a target is a case shown under one arm. The intervals then leave
+        out one cluster at a time with all its targets and ratings (a cluster
+        jackknife on Fisher's z scale, see Notes), since the F-based intervals
+        assume independent targets. Default: independent targets, F intervals.
 
     Returns
     -------
@@ -242,7 +292,8 @@ def icc(
     ------
     DataError
         Missing columns, fewer than 2 raters or targets, non-numeric or
-        constant ratings, a repeated (target, rater) pair, or unbalanced data.
+        constant ratings, a repeated (target, rater) pair, unbalanced data, or
+        a target in more than one cluster.
 
     Notes
     -----
@@ -250,6 +301,20 @@ def icc(
     follow Shrout & Fleiss (1979) for ICC1/ICC3 and McGraw & Wong (1996) for
     ICC(A,1) (Satterthwaite degrees of freedom), as in R ``psych::ICC``. For
     unbalanced designs or missing ratings use :func:`krippendorff_alpha`.
+
+    Targets that share a cluster (the arms of one case share the case) are
+    not independent, and the F intervals, whose degrees of freedom count
+    targets, are then too short. With ``clusters`` each form's interval is
+    ``z -/+ t(C-1) se`` back-transformed, on Fisher's z scale for ``k`` raters
+    (``0.5 log((1 + (k-1) r) / (1 - r))`` for single-rater forms, ``-0.5 log(1
+    - r)`` for the mean of ``k`` raters, the same transform of the
+    single-rater ICC), with ``se`` the delete-one-cluster jackknife standard
+    error over the ``C`` clusters (:mod:`studyhub.stats.agreement` gives the
+    reasons and the simulated coverage). The F tests (``p_value``) are kept:
+    under their null hypothesis the targets do not differ at all, so they
+    share nothing and the test stays valid. The interval generalises to new
+    clusters rated by the raters who read; the F interval of ICC(A,1) treats
+    the raters as random, a cluster interval cannot.
 
     Validated against R psych 2.2.9 ``ICC(sf)`` on the Shrout & Fleiss (1979)
     Table 2 data (ICC, F, df, p to 1e-6; CI to 1e-4) and against the paper's
@@ -276,12 +341,40 @@ def icc(
     0.957
     """
     confidence = check_confidence(confidence)
-    x, _, _ = _icc_matrix(data, targets=targets, raters=raters, ratings=ratings)
+    if clusters is not None:
+        require_columns(data, targets=targets, clusters=clusters)
+    x, labels, _ = _icc_matrix(data, targets=targets, raters=raters, ratings=ratings)
     table, squares = _icc_from_matrix(x, confidence)
+    if clusters is None:
+        return ICCResult(
+            table=table,
+            n_targets=x.shape[0],
+            n_raters=x.shape[1],
+            confidence=confidence,
+            mean_squares=squares,
+        )
+    in_cluster = unit_clusters(data, targets, clusters, labels)
+    leave_out = _icc_resampled(x, cluster_jackknife_weights(in_cluster))
+    estimates = table.loc[list(_ICC_FORMS), "estimate"].to_numpy(dtype=float)
+    limits = [
+        jackknife_t_interval(
+            float(estimates[j]),
+            leave_out[:, j],
+            raters=None if form.endswith("k") else float(x.shape[1]),
+            confidence=confidence,
+            what=f"the {form}",
+        )
+        for j, form in enumerate(_ICC_FORMS)
+    ]
+    table["ci_low"] = [low for low, _, _ in limits]
+    table["ci_high"] = [high for _, high, _ in limits]
+    scales = {scale for _, _, scale in limits}
     return ICCResult(
         table=table,
         n_targets=x.shape[0],
         n_raters=x.shape[1],
         confidence=confidence,
         mean_squares=squares,
+        interval="cluster jackknife" + ("" if scales == {"fisher z"} else " (raw scale)"),
+        n_clusters=int(in_cluster.max()) + 1,
     )

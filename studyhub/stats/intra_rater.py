@@ -16,14 +16,23 @@ from studyhub.stats._agreement_common import (
     category_scores,
     check_confidence,
     check_n_boot,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     multinomial_weights,
     ordered_categories,
     percentile_ci,
+    unit_clusters,
     z_crit,
 )
 from studyhub.stats._data import require_columns, require_levels, require_numeric, require_unique
 from studyhub.stats.icc import _icc_from_matrix
-from studyhub.stats.kappa import KappaWeights, _check_weights, _kappa_from_table, _weight_matrix
+from studyhub.stats.kappa import (
+    KappaWeights,
+    _check_weights,
+    _kappa_from_table,
+    _kappa_vectorised,
+    _weight_matrix,
+)
 
 __all__ = ["IntraRaterResult", "intra_rater_agreement"]
 
@@ -37,6 +46,9 @@ class IntraRaterResult:
     columns ``n_items``, ``estimate``, ``ci_low``, ``ci_high`` (asymptotic
     intervals) and ``note``, which says why a rater's value is missing when it
     is undefined (e.g. a rater who gave one category in both readings).
+    ``interval`` says how the pooled interval was formed: ``"percentile
+    bootstrap"`` over items, or ``"cluster jackknife"`` over the ``n_clusters``
+    clusters of items (``n_boot_used`` 0).
     """
 
     estimate: float
@@ -52,17 +64,8 @@ class IntraRaterResult:
     n_boot: int
     n_boot_used: int
     seed: int
-
-
-def _kappa_vectorised(tables: FloatArray, w: FloatArray) -> FloatArray:
-    """Kappa of each table in ``tables`` (resamples x V x V)."""
-    n = tables.sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = tables / n[:, None, None]
-        r, c = p.sum(axis=2), p.sum(axis=1)
-        po = (p * w).sum(axis=(1, 2))
-        pe = np.einsum("bi,ij,bj->b", r, w, c)
-        return (po - pe) / (1.0 - pe)
+    n_clusters: int | None = None
+    interval: str = "percentile bootstrap"
 
 
 def _icc_a1_from_sums(sums: FloatArray) -> FloatArray:
@@ -117,6 +120,7 @@ def intra_rater_agreement(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    clusters: str | None = None,
 ) -> IntraRaterResult:
     """Intra-rater (test–retest) agreement on repeat items, per rater and pooled.
 
@@ -146,6 +150,12 @@ def intra_rater_agreement(
         Bootstrap resamples (at least 100) and seed for the pooled interval.
     confidence : float, default 0.95
         Level of all intervals.
+    clusters : str, optional
+        Column grouping the items into independent clusters (e.g. the case
+        when an item is a case shown under one arm): the pooled interval then
+        leaves out one cluster at a time with all its items (a cluster
+        jackknife on Fisher's z scale for two readings, as in
+        :func:`cohen_kappa`); ``n_boot`` and ``seed`` are not used.
 
     Returns
     -------
@@ -158,8 +168,9 @@ def intra_rater_agreement(
     ------
     DataError
         Missing columns, a repeat column without exactly two values, a reading
-        recorded twice, no item read twice by the same rater, or a pooled value
-        that is undefined (constant ratings).
+        recorded twice, no item read twice by the same rater, a pooled value
+        that is undefined (constant ratings), or an item in more than one
+        cluster.
 
     Notes
     -----
@@ -202,6 +213,7 @@ def intra_rater_agreement(
         raters=raters,
         ratings=ratings,
         repeat=repeat,
+        clusters=clusters,
         missing_ok=("ratings",),
     )
     if len({items, raters, ratings, repeat}) != 4:
@@ -299,11 +311,24 @@ def intra_rater_agreement(
             f"the pooled intra-rater {method} is undefined: the ratings in the "
             f"{len(wide)} pairs of readings do not vary; check the ratings column"
         )
-    rng = np.random.default_rng(seed)
-    boot = np.empty(n_boot)
-    for part in boot_chunks(n_boot, n_items + cells):
-        boot[part] = pooled(multinomial_weights(rng, n_items, part.stop - part.start))
-    ci_low, ci_high, used = percentile_ci(boot, confidence, f"pooled intra-rater {method}")
+    interval, in_cluster = "percentile bootstrap", None
+    if clusters is None:
+        rng = np.random.default_rng(seed)
+        boot = np.empty(n_boot)
+        for part in boot_chunks(n_boot, n_items + cells):
+            boot[part] = pooled(multinomial_weights(rng, n_items, part.stop - part.start))
+        ci_low, ci_high, used = percentile_ci(boot, confidence, f"pooled intra-rater {method}")
+    else:
+        in_cluster = unit_clusters(frame, items, clusters, item_labels)
+        ci_low, ci_high, scale = jackknife_t_interval(
+            estimate,
+            pooled(cluster_jackknife_weights(in_cluster)),
+            raters=2.0,
+            confidence=confidence,
+            what=f"the pooled intra-rater {method}",
+        )
+        used = 0
+        interval = "cluster jackknife" + ("" if scale == "fisher z" else " (raw scale)")
     per_rater = pd.DataFrame.from_dict(rows, orient="index")
     per_rater.index.name = raters
     per_rater = per_rater.astype(
@@ -323,4 +348,6 @@ def intra_rater_agreement(
         n_boot=n_boot,
         n_boot_used=used,
         seed=seed,
+        n_clusters=None if in_cluster is None else int(in_cluster.max()) + 1,
+        interval=interval,
     )

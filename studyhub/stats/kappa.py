@@ -1,9 +1,13 @@
-"""Chance-corrected agreement on a categorical scale: Fleiss' and Cohen's kappa."""
+"""Chance-corrected agreement of two raters on a categorical scale: Cohen's kappa.
+
+:func:`fleiss_kappa` and :class:`FleissKappaResult` are re-exported from
+:mod:`studyhub.stats.fleiss`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -15,166 +19,20 @@ from studyhub.stats._agreement_common import (
     FloatArray,
     category_scores,
     check_confidence,
+    cluster_jackknife_weights,
+    jackknife_t_interval,
     ordered_categories,
+    unit_clusters,
     z_crit,
 )
 from studyhub.stats._data import as_python, require_columns, require_levels, require_unique
+from studyhub.stats.fleiss import FleissKappaResult, fleiss_kappa
 
 __all__ = ["CohenKappaResult", "FleissKappaResult", "KappaWeights", "cohen_kappa", "fleiss_kappa"]
 
 KappaWeights = Literal["linear", "quadratic"] | None
 
 _KAPPA_WEIGHTS = (None, "linear", "quadratic")
-
-
-# --------------------------------------------------------------------------- Fleiss' kappa
-
-
-@dataclass(frozen=True)
-class FleissKappaResult:
-    """Fleiss' kappa for a fixed number of ratings per subject.
-
-    ``se`` is the standard error under H0: kappa = 0 (Fleiss, Nee & Landis
-    1979), ``z = estimate / se`` and ``p_value`` is two-sided. ``per_category``
-    is indexed by category with columns ``count`` (ratings in the category),
-    ``proportion``, ``estimate``, ``se``,
-    ``z``, ``p_value``.
-    """
-
-    estimate: float
-    se: float
-    z: float
-    p_value: float
-    p_bar: float
-    p_e: float
-    per_category: pd.DataFrame
-    n_subjects: int
-    n_raters_per_subject: int
-
-
-def fleiss_kappa(
-    data: pd.DataFrame, *, subjects: str, raters: str, ratings: str
-) -> FleissKappaResult:
-    """Fleiss' kappa: chance-corrected agreement of m ratings per subject, nominal scale.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Long data, one row per rating. Each subject must carry the same number
-        m >= 2 of ratings; the raters may differ between subjects. Rows with a
-        missing rating are dropped before that check.
-    subjects, raters, ratings : str
-        Columns naming the rated subject, the rater and the category given.
-
-    Returns
-    -------
-    FleissKappaResult
-        ``estimate``, ``se`` (under H0), ``z``, two-sided ``p_value``,
-        ``p_bar`` (mean observed agreement), ``p_e`` (chance agreement),
-        ``per_category`` kappas with their own z tests, ``n_subjects``,
-        ``n_raters_per_subject``.
-
-    Raises
-    ------
-    DataError
-        Missing columns, fewer than 2 raters, subjects or categories, a rater
-        rating a subject twice, or subjects with different numbers of ratings.
-
-    Notes
-    -----
-    Standard errors under H0 follow Fleiss, Nee & Landis (1979), as in R
-    ``irr::kappam.fleiss(detail=TRUE)``. For missing ratings or ordinal scales
-    use :func:`krippendorff_alpha`.
-
-    Validated against Fleiss (1971) (kappa .430, P-bar .556, P-e .220 and the
-    five per-category kappas at 3 decimals) and R irr 0.84.1
-    ``kappam.fleiss`` (kappa 0.4302445, z 17.65183) on the ``diagnoses`` data;
-    kappa also agrees with statsmodels ``fleiss_kappa``.
-
-    References
-    ----------
-    .. [1] Fleiss JL (1971). Measuring nominal scale agreement among many
-       raters. Psychological Bulletin 76(5):378-382.
-    .. [2] Fleiss JL, Nee JCM, Landis JR (1979). Large sample variance of kappa
-       in the case of different sets of raters. Psychological Bulletin
-       86(5):974-977.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> dx = ["crack", "crack", "crack", "pit", "pit", "crack", "none", "none", "none",
-    ...       "pit", "pit", "pit"]
-    >>> data = pd.DataFrame({"case": [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4],
-    ...                      "rater": ["a", "b", "c"] * 4, "dx": dx})
-    >>> round(fleiss_kappa(data, subjects="case", raters="rater", ratings="dx").estimate, 3)
-    0.745
-    """
-    frame = require_columns(
-        data, subjects=subjects, raters=raters, ratings=ratings, missing_ok=("ratings",)
-    )
-    frame = frame[frame[ratings].notna()]
-    require_levels(frame, raters, role="raters")
-    require_levels(frame, subjects, role="subjects")
-    require_levels(frame, ratings, role="ratings")
-    require_unique(
-        frame,
-        [subjects, raters],
-        what=f"({subjects}, {raters}) pairs",
-        fix="Fleiss' kappa needs one rating per rater and subject; drop repeat readings",
-    )
-    cats = ordered_categories(frame[ratings], None, column=ratings)
-    counts = pd.crosstab(frame[subjects], frame[ratings]).reindex(columns=cats, fill_value=0)
-    m_per = counts.sum(axis=1)
-    if m_per.nunique() != 1:
-        low = as_python(m_per.idxmin())
-        raise DataError(
-            f"Fleiss' kappa needs the same number of ratings per subject, but it ranges from "
-            f"{int(m_per.min())} ({subjects}={low!r}) to {int(m_per.max())}; drop subjects "
-            "with missing ratings or use krippendorff_alpha, which allows them"
-        )
-    m = int(m_per.iloc[0])
-    if m < 2:
-        raise DataError(f"each subject has {m} rating; Fleiss' kappa needs at least 2 per subject")
-    nij = counts.to_numpy(dtype=float)
-    n_sub = nij.shape[0]
-    p = nij.sum(axis=0) / (n_sub * m)
-    q = 1.0 - p
-    p_i = (nij * (nij - 1)).sum(axis=1) / (m * (m - 1))
-    p_bar = float(p_i.mean())
-    p_e = float((p**2).sum())
-    kappa = (p_bar - p_e) / (1.0 - p_e)
-    pq = p * q
-    se0 = float(
-        np.sqrt(2.0)
-        / (pq.sum() * np.sqrt(n_sub * m * (m - 1)))
-        * np.sqrt(pq.sum() ** 2 - (pq * (q - p)).sum())
-    )
-    z = kappa / se0
-    kappa_j = 1.0 - (nij * (m - nij)).sum(axis=0) / (n_sub * m * (m - 1) * pq)
-    se0_j = np.sqrt(2.0 / (n_sub * m * (m - 1)))
-    z_j = kappa_j / se0_j
-    per_category = pd.DataFrame(
-        {
-            "count": nij.sum(axis=0).astype(int),
-            "proportion": p,
-            "estimate": kappa_j,
-            "se": se0_j,
-            "z": z_j,
-            "p_value": 2.0 * sps.norm.sf(np.abs(z_j)),
-        },
-        index=pd.Index(cats, name="category"),
-    )
-    return FleissKappaResult(
-        estimate=float(kappa),
-        se=se0,
-        z=float(z),
-        p_value=float(2.0 * sps.norm.sf(abs(z))),
-        p_bar=p_bar,
-        p_e=p_e,
-        per_category=per_category,
-        n_subjects=n_sub,
-        n_raters_per_subject=m,
-    )
 
 
 # --------------------------------------------------------------------------- Cohen's kappa
@@ -187,6 +45,9 @@ class CohenKappaResult:
     ``ase`` is the asymptotic standard error used for the interval, ``ase_h0``
     the one under H0: kappa = 0 used for ``z``; ``p_value`` is two-sided and
     ``p_value_one_sided`` tests kappa > 0 (SAS PROC FREQ prints both).
+    ``interval`` is ``"asymptotic"`` (``estimate -/+ z * ase``) or ``"cluster
+    jackknife"`` (over the ``n_clusters`` clusters of subjects, on Fisher's z
+    scale, or ``"cluster jackknife (raw scale)"`` where z is undefined).
     """
 
     estimate: float
@@ -202,6 +63,8 @@ class CohenKappaResult:
     table: pd.DataFrame
     n_subjects: int
     confidence: float
+    interval: str = "asymptotic"
+    n_clusters: int | None = None
 
 
 def _weight_matrix(scores: FloatArray, weights: KappaWeights) -> FloatArray:
@@ -235,6 +98,17 @@ def _kappa_from_table(counts: FloatArray, w: FloatArray) -> tuple[float, float, 
     return float(kappa), float(np.sqrt(max(var, 0.0))), float(np.sqrt(max(var0, 0.0))), pe
 
 
+def _kappa_vectorised(tables: FloatArray, w: FloatArray) -> FloatArray:
+    """Kappa of each table in ``tables`` (resamples x V x V)."""
+    n = tables.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = tables / n[:, None, None]
+        r, c = p.sum(axis=2), p.sum(axis=1)
+        po = (p * w).sum(axis=(1, 2))
+        pe = np.einsum("bi,ij,bj->b", r, w, c)
+        return (po - pe) / (1.0 - pe)
+
+
 def _check_weights(weights: object) -> KappaWeights:
     if weights not in _KAPPA_WEIGHTS:
         raise DataError(
@@ -253,6 +127,7 @@ def cohen_kappa(
     weights: KappaWeights = None,
     categories: Sequence[object] | None = None,
     confidence: float = 0.95,
+    clusters: str | None = None,
 ) -> CohenKappaResult:
     """Cohen's kappa of exactly two raters, unweighted or with linear/quadratic weights.
 
@@ -273,6 +148,12 @@ def cohen_kappa(
         the order of an ordered categorical column).
     confidence : float, default 0.95
         Level of the Wald interval ``estimate ± z * ase``.
+    clusters : str, optional
+        Column grouping the subjects into independent clusters (e.g. the case
+        when a subject is a case shown under one arm). The interval then leaves
+        out one cluster at a time (a cluster jackknife on Fisher's z scale,
+        ``atanh`` for two raters), since the asymptotic variance assumes
+        independent subjects. Default: independent subjects.
 
     Returns
     -------
@@ -285,12 +166,17 @@ def cohen_kappa(
     ------
     DataError
         Missing columns, other than two raters, a subject not rated by both,
-        a repeated (subject, rater) pair, or a single category.
+        a repeated (subject, rater) pair, a single category, or a subject in
+        more than one cluster.
 
     Notes
     -----
     Variances follow Fleiss, Cohen & Everitt (1969), the formulas SAS PROC
-    FREQ (AGREE) documents.
+    FREQ (AGREE) documents. With ``clusters`` the interval is ``atanh(kappa)
+    -/+ t(C-1) se`` back-transformed, ``se`` the delete-one-cluster jackknife
+    standard error over the ``C`` clusters (:mod:`studyhub.stats.agreement`);
+    the z test (its variance under H0, when the raters' categories are
+    independent) is kept.
 
     Validated against the SAS PROC FREQ printout for the 3x3 ``table10``
     example recorded in statsmodels' tests (kappa, ASE, 95% limits, ASE under
@@ -319,7 +205,12 @@ def cohen_kappa(
     confidence = check_confidence(confidence)
     weights = _check_weights(weights)
     frame = require_columns(
-        data, subjects=subjects, raters=raters, ratings=ratings, missing_ok=("ratings",)
+        data,
+        subjects=subjects,
+        raters=raters,
+        ratings=ratings,
+        clusters=clusters,
+        missing_ok=("ratings",),
     )
     frame = frame[frame[ratings].notna()]
     rater_levels = require_levels(frame, raters, role="raters")
@@ -351,8 +242,30 @@ def cohen_kappa(
     require_levels(frame, ratings, role="ratings")
     cats = ordered_categories(frame[ratings], categories, column=ratings)
     first, second = rater_levels
-    return _cohen_from_pairs(
+    result = _cohen_from_pairs(
         wide[first], wide[second], cats, weights, confidence, names=(str(first), str(second))
+    )
+    if clusters is None:
+        return result
+    in_cluster = unit_clusters(frame, subjects, clusters, wide.index)
+    index = {c: i for i, c in enumerate(cats)}
+    v = len(cats)
+    cell = wide[first].map(index).to_numpy(int) * v + wide[second].map(index).to_numpy(int)
+    per_subject = np.zeros((len(wide), v * v))
+    per_subject[np.arange(len(wide)), cell] = 1.0
+    w = _weight_matrix(category_scores(cats), weights)
+    leave_out = _kappa_vectorised(
+        (cluster_jackknife_weights(in_cluster) @ per_subject).reshape(-1, v, v), w
+    )
+    low, high, scale = jackknife_t_interval(
+        result.estimate, leave_out, raters=2.0, confidence=confidence, what="Cohen's kappa"
+    )
+    return replace(
+        result,
+        ci_low=low,
+        ci_high=high,
+        interval="cluster jackknife" + ("" if scale == "fisher z" else " (raw scale)"),
+        n_clusters=int(in_cluster.max()) + 1,
     )
 
 

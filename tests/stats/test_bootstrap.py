@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from studyhub.errors import DataError
 from studyhub.stats.bootstrap import (
@@ -64,28 +65,65 @@ def test_weights_equal_explicit_resampling_of_raters_and_cases() -> None:
 
 def test_result_shape_and_point_estimates() -> None:
     data = _study(np.random.default_rng(1))
-    res = cluster_bootstrap(
-        data,
-        arm="arm",
-        rating="rating",
-        rater="rater",
-        case="case",
-        reference="none",
-        n_boot=300,
-        seed=4,
-    )
+    kw = dict(arm="arm", rating="rating", rater="rater", case="case", reference="none")
+    res = cluster_bootstrap(data, **kw, n_boot=300, seed=4)
     means = data.groupby("arm")["rating"].mean()
     table = res.contrasts.set_index("contrast")
     assert list(table.index) == ["gradcam - none", "ig - none"]
-    assert table.loc["ig - none", "estimate"] == pytest.approx(means["ig"] - means["none"])
+    row = table.loc["ig - none"]
+    assert row["estimate"] == pytest.approx(means["ig"] - means["none"])
     assert res.replicates.shape == (300, 2)
-    assert table.loc["ig - none", "se"] == pytest.approx(np.std(res.replicates[:, 1], ddof=1))
-    assert table.loc["ig - none", "ci_low"] == pytest.approx(
-        np.quantile(res.replicates[:, 1], 0.025)
+    assert res.scheme == "rescaled"
+    # t interval and two-sided t test on the corrected SE with Satterthwaite df
+    q = stats.t.ppf(0.975, row["df"])
+    assert row["ci_low"] == pytest.approx(row["estimate"] - q * row["se"])
+    assert row["ci_high"] == pytest.approx(row["estimate"] + q * row["se"])
+    assert row["statistic"] == pytest.approx(row["estimate"] / row["se"])
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(row["statistic"]), row["df"]))
+    # the resamples are rescaled to the corrected variance (Rao & Wu), so their
+    # spread is the SE up to Monte Carlo error, well below the pigeonhole SE
+    assert np.std(res.replicates[:, 1], ddof=1) == pytest.approx(row["se"], rel=0.15)
+    assert row["se"] < row["se_pigeonhole"]
+    # the uncorrected scheme: SD and percentile interval of the raw resamples
+    old = cluster_bootstrap(data, **kw, n_boot=300, seed=4, scheme="pigeonhole")
+    raw = old.replicates[:, 1]
+    old_row = old.contrasts.set_index("contrast").loc["ig - none"]
+    assert old_row["se"] == pytest.approx(np.std(raw, ddof=1))
+    assert old_row["ci_low"] == pytest.approx(np.quantile(raw, 0.025))
+    assert math.isnan(old_row["df"])
+    # same resamples before rescaling: rescaled = estimate + k (raw - estimate)
+    k = row["se"] / row["se_pigeonhole"]
+    np.testing.assert_allclose(res.replicates[:, 1], row["estimate"] + k * (raw - row["estimate"]))
+
+
+def test_corrected_se_is_the_anova_estimator_in_a_complete_design() -> None:
+    # Balanced: SE^2 = (MS_rater:arm + MS_case:arm - MS_residual) / (R C) of the
+    # differences (McCullagh 2000), df by Satterthwaite; computed here with pandas.
+    rng = np.random.default_rng(5)
+    data = _study(rng, n_raters=7, n_cases=11, n_arms=2)
+    gain = data["arm"] == "gradcam"  # rater x arm and case x arm variation
+    case_no = data.loc[gain, "case"].str[1:].astype(int)
+    data.loc[gain, "rating"] += rng.normal(0, 0.5, 7)[data.loc[gain, "rater"]]
+    data.loc[gain, "rating"] += rng.normal(0, 0.5, 11)[case_no]
+    wide = data.pivot_table(index=["rater", "case"], columns="arm", values="rating")
+    z = (wide["gradcam"] - wide["none"]).unstack("case").to_numpy()
+    r, c = z.shape
+    grand = z.mean()
+    ms_r = c * ((z.mean(axis=1) - grand) ** 2).sum() / (r - 1)
+    ms_c = r * ((z.mean(axis=0) - grand) ** 2).sum() / (c - 1)
+    resid = z - z.mean(axis=1, keepdims=True) - z.mean(axis=0, keepdims=True) + grand
+    ms_e = (resid**2).sum() / ((r - 1) * (c - 1))
+    var = (ms_r + ms_c - ms_e) / (r * c)
+    df = (ms_r + ms_c - ms_e) ** 2 / (
+        ms_r**2 / (r - 1) + ms_c**2 / (c - 1) + ms_e**2 / ((r - 1) * (c - 1))
     )
-    assert (table["ci_low"] < table["estimate"]).all() and (
-        table["estimate"] < table["ci_high"]
-    ).all()
+    res = cluster_bootstrap(
+        data, arm="arm", rating="rating", rater="rater", case="case", reference="none", n_boot=100
+    )
+    row = res.contrasts.iloc[0]
+    assert var > ms_e / (r * c)  # not floored here
+    assert row["se"] == pytest.approx(math.sqrt(var), rel=1e-12)
+    assert row["df"] == pytest.approx(df, rel=1e-12)
 
 
 def test_seed_reproducible() -> None:
@@ -143,6 +181,7 @@ def test_fast_on_a_full_size_study() -> None:
         ({"reference": "shap"}, "reference arm 'shap' is not in column 'arm'"),
         ({"reference": None}, "neither reference nor contrasts was given"),
         ({"case": "image"}, "column(s) case='image' not in the data frame"),
+        ({"scheme": "wild"}, "scheme is 'wild'; pass 'rescaled' (the default) or 'pigeonhole'"),
     ],
 )
 def test_errors(kwargs: dict, message: str) -> None:
@@ -170,47 +209,27 @@ def test_arm_missing_from_resamples_is_refused() -> None:
         )
 
 
-def _null_studies(rng: np.random.Generator, n: int, n_raters: int, n_cases: int) -> np.ndarray:
-    """Null studies where arm differences vary by rater and case (sd 0.4) plus noise 0.3."""
-    shape = (n, 2, n_raters, n_cases)
-    return (
-        rng.normal(0, 0.3, shape)
-        + rng.normal(0, 0.5, (n, 1, n_raters, 1))
-        + rng.normal(0, 0.5, (n, 1, 1, n_cases))
-        + rng.normal(0, 0.4, (n, 2, n_raters, 1))
-        + rng.normal(0, 0.4, (n, 2, 1, n_cases))
-    )
+def test_raters_and_cases_not_crossed_is_refused() -> None:
+    # each case read by a single rater: no rater x case structure to separate the
+    # cell-level noise from the rater and case parts
+    data = _study(np.random.default_rng(0), n_raters=4, n_cases=12, n_arms=2)
+    data = data[data["case"].str[1:].astype(int) % 4 == data["rater"]]
+    with pytest.raises(DataError) as info:
+        cluster_bootstrap(
+            data, arm="arm", rating="rating", rater="rater", case="case", reference="none"
+        )
+    assert "contrast 'gradcam - none': raters and cases are not crossed" in str(info.value)
+    assert "rate cases by several raters" in str(info.value)
 
 
-@pytest.mark.slow
-def test_null_rejection_rate_and_coverage() -> None:
-    # 2000 simulated null studies (40 raters x 60 cases), 400 resamples each. With
-    # rater x arm and case x arm variation the two-way bootstrap's 95% interval covers
-    # the true difference (0) ~95% of the time, and the one-sided 5% test (lower
-    # 90% bound > 0) rejects ~5%: checked to 3 Monte Carlo SE. (Five seeds gave
-    # coverage 0.937-0.946 here; with 20 raters x 30 cases 0.934-0.939: percentile
-    # intervals with few clusters run slightly narrow, see cluster_bootstrap Notes.)
-    rng = np.random.default_rng(12345)
-    n, n_boot = 2000, 400
-    y = _null_studies(rng, n, 40, 60)
-    reps = two_way_bootstrap_differences(y, np.ones(y.shape), [(1, 0)], n_boot=n_boot, rng=rng)
-    reps = reps[:, :, 0]
-    low, high = np.quantile(reps, [0.025, 0.975], axis=1)
-    covered = float(np.mean((low <= 0) & (high >= 0)))
-    one_sided = float(np.mean(np.quantile(reps, 0.05, axis=1) > 0))
-    mcse = math.sqrt(0.05 * 0.95 / n)
-    assert abs(covered - 0.95) < 3 * mcse
-    assert abs(one_sided - 0.05) < 3 * mcse
-
-
-@pytest.mark.slow
-def test_conservative_when_cell_noise_dominates() -> None:
-    # Known property (Owen 2007): residual noise is counted about three times, so with
-    # no rater x arm / case x arm variation the interval over-covers. Documented.
-    rng = np.random.default_rng(7)
-    n = 500
-    y = rng.normal(0, 1, (n, 2, 10, 20)) + rng.normal(0, 0.5, (n, 1, 10, 1))
-    reps = two_way_bootstrap_differences(y, np.ones(y.shape), [(1, 0)], n_boot=300, rng=rng)
-    sd_boot = reps[:, :, 0].std(axis=1, ddof=1).mean()
-    true_sd = math.sqrt(2 / 200)
-    assert 1.4 < sd_boot / true_sd < 1.9  # about sqrt(3)
+def test_constant_differences_are_refused() -> None:
+    data = _study(np.random.default_rng(0), n_arms=2)
+    none = data["arm"] == "none"
+    data.loc[~none, "rating"] = data.loc[none, "rating"].to_numpy() + 0.5
+    with pytest.raises(DataError) as info:
+        cluster_bootstrap(
+            data, arm="arm", rating="rating", rater="rater", case="case", reference="none"
+        )
+    msg = str(info.value)
+    assert "contrast 'gradcam - none': the arm difference is the same for every rater" in msg
+    assert "standard error 0" in msg

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from studyhub.errors import DataError
+from studyhub.stats.bootstrap import cluster_bootstrap
 from studyhub.stats.compare import compare_arms
 from studyhub.stats.power import balanced_mixed_model_test
 from tests.stats.helpers import REFERENCE, crossed, depression
@@ -248,9 +249,24 @@ def test_cluster_bootstrap_method() -> None:
     )
     table = res.contrasts.set_index("contrast")
     assert table.loc["gradcam - control", "reject"]
-    assert table.loc["gradcam - control", "p_value"] == pytest.approx(1 / 401)
     assert table.loc["gradcam - control", "ci_low"] > 0
-    assert res.details == {"n_boot": 400, "seed": 1}
+    assert res.details == {"n_boot": 400, "seed": 1, "scheme": "rescaled"}
+    # the one-sided t test on the bootstrap's corrected SE and Satterthwaite df
+    boot = cluster_bootstrap(
+        data.rename(columns={"score": "y", "reader": "rater"}),
+        arm="arm",
+        rating="y",
+        rater="rater",
+        case="case",
+        reference="control",
+        n_boot=400,
+        seed=1,
+    ).contrasts.set_index("contrast")
+    row, ref = table.loc["ig - control"], boot.loc["ig - control"]
+    assert (row["se"], row["df"]) == (ref["se"], ref["df"])
+    assert row["p_value"] == pytest.approx(stats.t.sf(ref["estimate"] / ref["se"], ref["df"]))
+    q = stats.t.ppf(0.95, ref["df"])  # one-sided 5%: the 90% two-sided interval
+    assert row["ci_low"] == pytest.approx(ref["estimate"] - q * ref["se"])
 
 
 def test_missing_ratings_are_counted() -> None:

@@ -385,8 +385,7 @@ def test_agreement_bounds_are_one_sided_at_the_plans_confidence() -> None:
         raters="rater",
         ratings="value",
         level="ordinal",
-        n_boot=500,
-        seed=0,
+        clusters="case",
         confidence=0.90,
     )
     assert res.ci_low == pytest.approx(direct.ci_low, rel=1e-12)

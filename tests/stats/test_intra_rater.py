@@ -17,6 +17,7 @@ from studyhub.errors import DataError
 from studyhub.stats.icc import icc
 from studyhub.stats.intra_rater import intra_rater_agreement
 from studyhub.stats.kappa import cohen_kappa
+from tests.stats.helpers import case_jackknife
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,28 @@ def test_intra_rater_errors(repeat_reads: pd.DataFrame) -> None:
         DataError, match=r"the pooled intra-rater kappa is undefined: the ratings in the 150 "
     ):
         intra_rater_agreement(flat_repeats, repeat="reading", **kw)
+
+
+def test_intra_rater_leaves_out_clusters_of_items(repeat_reads: pd.DataFrame) -> None:
+    # items 2k and 2k+1 shown as two arms of case k: the pooled interval leaves out
+    # one case at a time (atanh scale, two readings); the estimate is unchanged
+    kw: dict[str, Any] = {"items": "item", "raters": "rater", "ratings": "score"}
+    paired = repeat_reads.assign(case=repeat_reads["item"] // 2)
+    plain = intra_rater_agreement(paired, repeat="reading", **kw)
+    res = intra_rater_agreement(paired, repeat="reading", clusters="case", **kw)
+    assert (res.n_clusters, res.interval, res.n_boot_used) == (15, "cluster jackknife", 0)
+    assert res.estimate == plain.estimate and plain.interval == "percentile bootstrap"
+    repeated = paired[paired["item"] < 30]
+    low, high = case_jackknife(
+        repeated,
+        lambda d: intra_rater_agreement(d, repeat="reading", n_boot=100, **kw).estimate,
+        raters=2,
+    )
+    assert (res.ci_low, res.ci_high) == (pytest.approx(low), pytest.approx(high))
+    bad = paired.assign(case=paired["case"].where(paired.index != 0, 99))
+    with pytest.raises(DataError) as info:
+        intra_rater_agreement(bad, repeat="reading", clusters="case", **kw)
+    assert str(info.value) == (
+        "item=0 lies in 2 clusters (['0', '99']); each unit must belong to one cluster of "
+        "column 'case'"
+    )
