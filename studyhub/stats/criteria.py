@@ -252,21 +252,15 @@ def _interval_levels(plan: AnalysisPlan) -> dict[str, FamilyInterval]:
     """Each endpoint's one-sided interval level, fixed by the plan before any data."""
     m = sum(_in_family(ep) for ep in plan.endpoints)
     family = family_interval(plan.confidence, max(m, 1), plan.multiplicity)
-    outside = FamilyInterval(
-        plan.confidence,
-        "unadjusted: judged on its interval, outside the family of primary comparisons",
-    )
+    # Every primary endpoint is an arm comparison (validate refuses the others as primary).
     secondary = FamilyInterval(plan.confidence, "unadjusted: a secondary endpoint")
-    return {
-        ep.id: family if _in_family(ep) else outside if ep.primary else secondary
-        for ep in plan.endpoints
-    }
+    return {ep.id: family if _in_family(ep) else secondary for ep in plan.endpoints}
 
 
 def _population(ep: Endpoint, est: _Estimate | str) -> str:
     """To whom the endpoint's inference generalises."""
     stat = ep.statistic
-    if stat in CONDITIONAL_STATISTICS:
+    if stat in CONDITIONAL_STATISTICS and stat in COMPARISON_STATISTICS:
         return "conditional on the raters read (fixed raters, random cases): sensitivity analysis"
     if stat == "mixed_model":
         vc = est.details.get("variance_components", {}) if isinstance(est, _Estimate) else {}
@@ -284,13 +278,10 @@ def _population(ep: Endpoint, est: _Estimate | str) -> str:
         return "new raters and cases (two-way cluster bootstrap over raters and cases)"
     if stat == "mrmc":
         return "new readers and cases (Obuchowski-Rockette, random readers and cases)"
-    if stat == "icc":
-        form = str(ep.options.get("form", "ICC2")).strip().lower().replace(" ", "")
-        if form.startswith(("icc3", "icc(3", "icc(c")):
-            return "conditional on the raters read (ICC3: fixed raters, random cases)"
-        return "new raters and cases (ICC1 / ICC2: random raters and cases)"
     if stat == "spearman":
         return "conditional on the raters read (random cases: case-clustered bootstrap)"
+    # agreement statistics, ICC forms with random raters included: the interval leaves out
+    # one case at a time and does not cover the sampling of new raters
     return "conditional on the raters read (agreement of these raters, random cases)"
 
 

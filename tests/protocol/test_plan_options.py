@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from studyhub.protocol import Endpoint
-from studyhub.protocol.plan import COMPARISON_STATISTICS
+from studyhub.protocol.plan import COMPARISON_STATISTICS, CONDITIONAL_STATISTICS
 from studyhub.protocol.plan_options import ICC_ALIASES, ICC_FORMS, STATISTIC_OPTIONS
 
 
@@ -27,7 +27,7 @@ def _endpoint(statistic: str, options: dict[str, object]) -> dict[str, object]:
     comparing = statistic in COMPARISON_STATISTICS
     return {
         "id": "e",
-        "primary": True,
+        "primary": statistic not in CONDITIONAL_STATISTICS,
         "description": "an endpoint",
         "measure": "auc" if statistic == "mrmc" else "usefulness",
         "statistic": statistic,

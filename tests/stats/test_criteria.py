@@ -143,7 +143,7 @@ def test_agreement_threshold_on_the_lower_limit() -> None:
     ep = {
         "id": "agree",
         "description": "an endpoint",
-        "primary": True,
+        "primary": False,  # agreement describes the raters read: secondary only
         "measure": "usefulness",
         "statistic": "krippendorff_alpha",
         "arms": ["ig", "gc"],
@@ -151,12 +151,15 @@ def test_agreement_threshold_on_the_lower_limit() -> None:
         "success_criterion": "lower limit of alpha at least 0.2",
         "options": {"n_boot": 500, "level": "ordinal"},
     }
-    res = evaluate_criteria(data, plan=_plan([ep])).results[0]
+    res = evaluate_criteria(data, plan=_plan([ep, _sup("a", "ig", "gc")])).results[0]
     assert res.estimate is not None and res.ci_low is not None
     assert res.ci_low < res.estimate < (res.ci_high or 0)
     assert res.verdict == ("PASS" if res.ci_low >= 0.2 else "FAIL")
     strict = dict(ep, hypothesis={"type": "agreement", "threshold": 0.99})
-    assert evaluate_criteria(data, plan=_plan([strict])).results[0].verdict == "FAIL"
+    assert (
+        evaluate_criteria(data, plan=_plan([strict, _sup("a", "ig", "gc")])).results[0].verdict
+        == "FAIL"
+    )
 
 
 def test_mrmc_endpoint_on_van_dyke() -> None:
@@ -369,7 +372,7 @@ def test_agreement_bounds_are_one_sided_at_the_plans_confidence() -> None:
     ep = {
         "id": "agree",
         "description": "an endpoint",
-        "primary": True,
+        "primary": False,
         "measure": "usefulness",
         "statistic": "krippendorff_alpha",
         "arms": ["ig", "gc"],
@@ -390,7 +393,7 @@ def test_agreement_bounds_are_one_sided_at_the_plans_confidence() -> None:
     )
     assert res.ci_low == pytest.approx(direct.ci_low, rel=1e-12)
     assert (res.ci_level, res.ci_sides, res.ci_high) == (0.95, 1, math.inf)
-    assert res.ci_adjustment.startswith("unadjusted: judged on its interval, outside the family")
+    assert res.ci_adjustment == "unadjusted: a secondary endpoint"
     assert (
         res.population == "conditional on the raters read (agreement of these raters, random cases)"
     )
