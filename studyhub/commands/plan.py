@@ -17,6 +17,8 @@ from studyhub.protocol.plan import Endpoint
 __all__ = ["PowerReport", "plan_power", "register_commands"]
 
 SIMULATED = ("mixed_model", "cluster_bootstrap", "friedman")
+#: The mixed model's random interactions, as endpoint options (all on by default).
+TERMS = ("rater_by_arm", "case_by_arm", "rater_by_case")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,12 @@ def plan_power(
 ) -> PowerReport:
     """Simulate the plan's first primary comparison under the plan's power assumptions.
 
-    With ``holm`` or ``bonferroni`` over k tested primary endpoints the test runs at
-    alpha / k, the first Holm step, so the power reported is a lower bound.
+    The simulated data come from the mixed model with the plan's SDs (rater, case,
+    rater x arm, case x arm, rater x case, residual) and each simulated study is
+    analysed with the endpoint's own model (its options), so for the default mixed
+    model the simulated and the analysed model are one. With ``holm`` or
+    ``bonferroni`` over k tested primary endpoints the test runs at alpha / k, the
+    first Holm step, so the power reported is a lower bound.
     """
     from studyhub.stats.power import power_simulation
 
@@ -75,7 +81,8 @@ def plan_power(
     if plan.power is None:
         raise InputError(
             f"{files.plan_path}: the plan has no power section; add power: {{effect, sd_rater, "
-            "sd_case, sd_residual, n_raters, n_cases}} with the assumptions to simulate"
+            "sd_case, sd_residual, sd_rater_arm, sd_case_arm, n_raters, n_cases}} with the "
+            "assumptions to simulate"
         )
     ep, k = _primary(files)
     assumptions = plan.power
@@ -89,13 +96,15 @@ def plan_power(
         sd_case=assumptions.sd_case,
         sd_residual=assumptions.sd_residual,
         sd_rater_arm=assumptions.sd_rater_arm,
+        sd_case_arm=assumptions.sd_case_arm,
+        sd_rater_case=assumptions.sd_rater_case,
         n_arms=2,
         method=ep.statistic,
         hypothesis=ep.hypothesis.type,
         margin=ep.hypothesis.margin or 0.0,
         alpha=alpha,
         multiplicity="none",
-        rater_by_arm=bool(options.get("rater_by_arm", False)),
+        **{term: options[term] for term in TERMS if term in options},
         n_sims=n_sims or assumptions.n_sims,
         seed=files.protocol.seed,
     )

@@ -189,7 +189,7 @@ class Endpoint(Strict):
 
 
 class PowerPlan(Strict):
-    """Assumptions of the power simulation that justifies the study's size."""
+    """Assumptions of the power simulation (it simulates and fits one mixed model)."""
 
     effect: float = Field(description="assumed true difference of the primary contrast")
     sd_rater: float = Field(ge=0.0, description="SD of rater random intercepts")
@@ -199,6 +199,18 @@ class PowerPlan(Strict):
         default=0.0,
         ge=0.0,
         description="SD of rater x arm intercepts (raters who gain more from one arm)",
+    )
+    sd_case_arm: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="SD of case x arm intercepts (cases on which one arm helps more than on "
+        "others)",
+    )
+    sd_rater_case: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="SD of rater x case intercepts (a rater finds a case harder than others do, "
+        "under every arm)",
     )
     n_raters: int = Field(ge=2, le=10_000, description="planned number of raters")
     n_cases: int = Field(ge=2, le=1_000_000, description="planned number of cases")
