@@ -36,6 +36,7 @@ class PowerReport:
     type_i_error_mcse: float
     target_power: float
     n_sims: int
+    model: str = ""
 
     @property
     def adequate(self) -> bool:
@@ -120,7 +121,23 @@ def plan_power(
         type_i_error_mcse=res.type_i_error_mcse,
         target_power=assumptions.target_power,
         n_sims=n_sims or assumptions.n_sims,
+        model=_model_formula(res.design),
     )
+
+
+def _model_formula(design: dict[str, Any]) -> str:
+    """The analysis model in lme4 notation (mixed model), or the method's name."""
+    if design["method"] != "mixed_model":
+        return str(design["method"])
+    terms = ["arm", "(1|rater)", "(1|case)"]
+    for option, factor in (
+        ("rater_by_arm", "rater:arm"),
+        ("case_by_arm", "case:arm"),
+        ("rater_by_case", "rater:case"),
+    ):
+        if design.get(option):
+            terms.append(f"(1|{factor})")
+    return "rating ~ " + " + ".join(terms)
 
 
 def register_commands(app: typer.Typer, out: Console) -> None:
@@ -149,6 +166,7 @@ def register_commands(app: typer.Typer, out: Console) -> None:
         table.add_row(
             "design", f"{rep.n_raters} raters x {rep.n_cases} cases, {rep.n_sims} simulated studies"
         )
+        table.add_row("simulated and fitted", rep.model)
         table.add_row("alpha per test", f"{rep.alpha_per_test:.4g}")
         table.add_row("power", f"{rep.power:.3f} ± {1.96 * rep.power_mcse:.3f}")
         table.add_row(
