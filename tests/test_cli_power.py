@@ -13,6 +13,11 @@ def test_demo_plan_is_adequately_powered(cli) -> None:  # type: ignore[no-untype
     result = cli("power", str(DEMO_PROTOCOL))
     assert result.exit_code == 0, result.output
     assert "adequate" in result.stdout
+    # the model simulated is the one the plan's endpoint fits: every interaction
+    report = plan_power(load_study(DEMO_PROTOCOL), n_sims=100)
+    assert report.model == (
+        "rating ~ arm + (1|rater) + (1|case) + (1|rater:arm) + (1|case:arm) + (1|rater:case)"
+    )
 
 
 def test_power_grows_with_raters_and_type_one_error_stays_near_alpha() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.paths import DATA
@@ -355,3 +356,99 @@ def test_compare_reports_intervals_at_the_confidence_asked(cli, tmp_path: Path) 
     for a, b in zip(default["contrasts"], bound["contrasts"], strict=True):
         assert b["ci_low"] == pytest.approx(a["ci_low"], rel=1e-9)  # same lower limit
         assert b["ci_high"] is None  # no upper limit claimed
+
+
+# --- arm comparisons: degenerate designs exit 2 naming rows or counts; the model's terms ---
+
+
+def _arms_frame(tmp_path: Path, change):  # type: ignore[no-untyped-def]
+    csv = _long_csv(tmp_path, "arms")
+    frame = change(pd.read_csv(csv))
+    frame.to_csv(csv, index=False)
+    return csv
+
+
+DEGENERATE_ARMS = [
+    (
+        "duplicate",
+        lambda f: pd.concat([f, f.iloc[[0]]]),
+        "1 (rater, case, arm) combination(s) have more than one rating (rows 2, 66; e.g. "
+        "rater='r0', case='c0', arm='control'); keep one rating per rater, case and arm",
+    ),
+    (
+        "constant_within_arms",
+        lambda f: f.assign(rating=f["arm"].map({"control": 2.0, "ig": 4.0})),
+        "rating column 'rating' is constant within each arm of 'arm' ('control': 2, 'ig': 4)",
+    ),
+    (
+        "two_raters",
+        lambda f: f[f["rater"].isin(["r0", "r1"])],
+        "needs at least 3 raters to estimate how much raters differ in their benefit from arm "
+        "to arm, but has 2; add raters, or pass rater_by_arm=False",
+    ),
+    (
+        "one_rater_per_case_arm",
+        lambda f: f[
+            f["rater"].str[1:].astype(int)
+            == (f["case"].str[1:].astype(int) + (f["arm"] == "ig")) % 4
+        ],
+        "every case x arm cell has one rating only (16 cells), so the case x arm variance "
+        "cannot be told apart from the residual variance",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [case[1:] for case in DEGENERATE_ARMS],
+    ids=[case[0] for case in DEGENERATE_ARMS],
+)
+def test_compare_refuses_degenerate_designs(cli, tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    csv = _arms_frame(tmp_path, change)
+    result = cli("stats", "compare", str(csv), "--reference", "control")
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [csv.name]  # nothing written
+
+
+def test_compare_model_terms_from_the_command_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csv = _long_csv(tmp_path, "arms")
+    default = _json(cli("stats", "compare", str(csv), "--reference", "control", "--json"))
+    assert set(default["variance_components"]) == {
+        "rater",
+        "case",
+        "rater:arm",
+        "case:arm",
+        "rater:case",
+        "residual",
+    }
+    narrow = _json(
+        cli(
+            "stats",
+            "compare",
+            str(csv),
+            "--reference",
+            "control",
+            "--no-rater-by-arm",
+            "--no-case-by-arm",
+            "--no-rater-by-case",
+            "--json",
+        )
+    )
+    assert set(narrow["variance_components"]) == {"rater", "case", "residual"}
+    assert narrow["contrasts"][0]["df"] > default["contrasts"][0]["df"]
+    wrong = cli(
+        "stats",
+        "compare",
+        str(csv),
+        "--reference",
+        "control",
+        "--method",
+        "friedman",
+        "--case-by-arm",
+    )
+    assert wrong.exit_code == 2
+    assert "case_by_arm=True applies to method='mixed_model' only (got 'friedman')" in (
+        wrong.stderr
+    )

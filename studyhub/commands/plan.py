@@ -17,6 +17,8 @@ from studyhub.protocol.plan import Endpoint
 __all__ = ["PowerReport", "plan_power", "register_commands"]
 
 SIMULATED = ("mixed_model", "cluster_bootstrap", "friedman")
+#: The mixed model's random interactions, as endpoint options (all on by default).
+TERMS = ("rater_by_arm", "case_by_arm", "rater_by_case")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class PowerReport:
     type_i_error_mcse: float
     target_power: float
     n_sims: int
+    model: str = ""
 
     @property
     def adequate(self) -> bool:
@@ -66,8 +69,12 @@ def plan_power(
 ) -> PowerReport:
     """Simulate the plan's first primary comparison under the plan's power assumptions.
 
-    With ``holm`` or ``bonferroni`` over k tested primary endpoints the test runs at
-    alpha / k, the first Holm step, so the power reported is a lower bound.
+    The simulated data come from the mixed model with the plan's SDs (rater, case,
+    rater x arm, case x arm, rater x case, residual) and each simulated study is
+    analysed with the endpoint's own model (its options), so for the default mixed
+    model the simulated and the analysed model are one. With ``holm`` or
+    ``bonferroni`` over k tested primary endpoints the test runs at alpha / k, the
+    first Holm step, so the power reported is a lower bound.
     """
     from studyhub.stats.power import power_simulation
 
@@ -75,7 +82,8 @@ def plan_power(
     if plan.power is None:
         raise InputError(
             f"{files.plan_path}: the plan has no power section; add power: {{effect, sd_rater, "
-            "sd_case, sd_residual, n_raters, n_cases}} with the assumptions to simulate"
+            "sd_case, sd_residual, sd_rater_arm, sd_case_arm, n_raters, n_cases}} with the "
+            "assumptions to simulate"
         )
     ep, k = _primary(files)
     assumptions = plan.power
@@ -89,13 +97,15 @@ def plan_power(
         sd_case=assumptions.sd_case,
         sd_residual=assumptions.sd_residual,
         sd_rater_arm=assumptions.sd_rater_arm,
+        sd_case_arm=assumptions.sd_case_arm,
+        sd_rater_case=assumptions.sd_rater_case,
         n_arms=2,
         method=ep.statistic,
         hypothesis=ep.hypothesis.type,
         margin=ep.hypothesis.margin or 0.0,
         alpha=alpha,
         multiplicity="none",
-        rater_by_arm=bool(options.get("rater_by_arm", False)),
+        **{term: options[term] for term in TERMS if term in options},
         n_sims=n_sims or assumptions.n_sims,
         seed=files.protocol.seed,
     )
@@ -111,7 +121,23 @@ def plan_power(
         type_i_error_mcse=res.type_i_error_mcse,
         target_power=assumptions.target_power,
         n_sims=n_sims or assumptions.n_sims,
+        model=_model_formula(res.design),
     )
+
+
+def _model_formula(design: dict[str, Any]) -> str:
+    """The analysis model in lme4 notation (mixed model), or the method's name."""
+    if design["method"] != "mixed_model":
+        return str(design["method"])
+    terms = ["arm", "(1|rater)", "(1|case)"]
+    for option, factor in (
+        ("rater_by_arm", "rater:arm"),
+        ("case_by_arm", "case:arm"),
+        ("rater_by_case", "rater:case"),
+    ):
+        if design.get(option):
+            terms.append(f"(1|{factor})")
+    return "rating ~ " + " + ".join(terms)
 
 
 def register_commands(app: typer.Typer, out: Console) -> None:
@@ -140,6 +166,7 @@ def register_commands(app: typer.Typer, out: Console) -> None:
         table.add_row(
             "design", f"{rep.n_raters} raters x {rep.n_cases} cases, {rep.n_sims} simulated studies"
         )
+        table.add_row("simulated and fitted", rep.model)
         table.add_row("alpha per test", f"{rep.alpha_per_test:.4g}")
         table.add_row("power", f"{rep.power:.3f} ± {1.96 * rep.power_mcse:.3f}")
         table.add_row(

@@ -246,8 +246,26 @@ def compare_cmd(
         str, typer.Option(help="holm, bonferroni, fixed_sequence or none.")
     ] = "holm",
     rater_by_arm: Annotated[
-        bool, typer.Option("--rater-by-arm", help="Add a random rater x arm intercept.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--rater-by-arm/--no-rater-by-arm",
+            help="Mixed model: random rater x arm intercept (default on).",
+        ),
+    ] = None,
+    case_by_arm: Annotated[
+        bool | None,
+        typer.Option(
+            "--case-by-arm/--no-case-by-arm",
+            help="Mixed model: random case x arm intercept (default on).",
+        ),
+    ] = None,
+    rater_by_case: Annotated[
+        bool | None,
+        typer.Option(
+            "--rater-by-case/--no-rater-by-case",
+            help="Mixed model: random rater x case intercept (default on).",
+        ),
+    ] = None,
     contrast: Annotated[
         list[str] | None,
         typer.Option(
@@ -289,6 +307,8 @@ def compare_cmd(
         alpha=alpha,
         multiplicity=multiplicity,
         rater_by_arm=rater_by_arm,
+        case_by_arm=case_by_arm,
+        rater_by_case=rater_by_case,
         n_boot=n_boot,
         seed=seed,
     )

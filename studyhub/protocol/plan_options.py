@@ -67,11 +67,23 @@ class _Options(Settings):
 
 
 class MixedModelOptions(_Options):
-    """Linear mixed model with crossed rater and case intercepts."""
+    """Linear mixed model with crossed rater and case intercepts and their arm interactions."""
 
     owner = "mixed_model"
     rater_by_arm: bool = Field(
-        default=False, description="add a random rater x arm intercept (generalises to new raters)"
+        default=True,
+        description="random rater x arm intercept: raters differ in how much an arm helps them "
+        "(false conditions on these raters: a sensitivity analysis)",
+    )
+    case_by_arm: bool = Field(
+        default=True,
+        description="random case x arm intercept: an arm helps more on some cases than on others "
+        "(false conditions on these cases: a sensitivity analysis)",
+    )
+    rater_by_case: bool = Field(
+        default=True,
+        description="random rater x case intercept: a rater finds a case harder than others do, "
+        "under every arm (left out of the residual, as in DBM)",
     )
     engine: Literal["studyhub", "statsmodels"] = Field(
         default="studyhub", description="the code that fits it (statsmodels: a cross-check)"

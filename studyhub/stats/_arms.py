@@ -1,10 +1,12 @@
 """The input side of :func:`studyhub.stats.compare.compare_arms`.
 
-Checks the options (method, hypothesis, margin, alpha, multiplicity, engine),
-turns the user's data frame into tidy ``arm, y, rater, case`` columns with the
-contrasts resolved, resolves the level and sidedness of the intervals
-(:func:`interval_level`), and formats one contrast row of the result table with
-its t or normal p-value and interval.
+Checks the options (method, hypothesis, margin, alpha, multiplicity, engine,
+the mixed model's random interactions), turns the user's data frame into tidy
+``arm, y, rater, case`` columns with the contrasts resolved (refusing repeated
+readings and ratings that do not vary within any arm), checks that the design
+can estimate the random interactions asked for, resolves the level and
+sidedness of the intervals (:func:`interval_level`), and formats one contrast
+row of the result table with its t or normal p-value and interval.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from scipy import stats
 
 from studyhub.errors import DataError
 from studyhub.stats._data import (
+    _rows,
     as_python,
     require_columns,
     require_levels,
@@ -42,8 +45,17 @@ __all__ = [
     "interval_level",
     "p_from_t",
     "prepare_arms",
+    "random_terms",
+    "require_estimable",
+    "require_model_sizes",
     "t_quantile",
 ]
+
+#: The random interactions of the mixed model, as ``compare_arms`` options.
+TERMS = ("rater_by_arm", "case_by_arm", "rater_by_case")
+#: Fewest raters (cases) for a rater x arm (case x arm) variance: with 2, each
+#: contrast's error term has a single degree of freedom per arm pair.
+MIN_LEVELS = 3
 
 Method = Literal["mixed_model", "friedman", "cluster_bootstrap", "ordinal"]
 Hypothesis = Literal["superiority", "non_inferiority", "two_sided"]
@@ -95,6 +107,7 @@ def prepare_arms(
         data, arm=arm, rating=rating, rater=rater, case=case, missing_ok=("rating",)
     )
     y = require_numeric(frame, rating, role="rating")
+    _require_single_readings(frame, arm=arm, rater=rater, case=case)
     keep = y.notna().to_numpy()
     n_missing = int((~keep).sum())
     tidy = pd.DataFrame(
@@ -108,6 +121,7 @@ def prepare_arms(
     if tidy.empty:
         raise DataError(f"rating column {rating!r} has no non-missing value; pass the ratings")
     require_variation(tidy["y"], role="rating", column=rating)
+    _require_variation_within_arms(tidy, rating=rating, arm=arm)
     arms = sorted(
         map(
             as_python,
@@ -141,7 +155,6 @@ def check_options(
     alpha: float,
     multiplicity: str,
     *,
-    rater_by_arm: bool = False,
     engine: str = "studyhub",
 ) -> None:
     """Refuse unknown or inconsistent options of ``compare_arms``, naming the fix."""
@@ -176,11 +189,6 @@ def check_options(
             "the non-inferiority margin is on the rating scale but method='ordinal' estimates "
             "log odds ratios; use method='mixed_model' or 'cluster_bootstrap' for "
             "non-inferiority"
-        )
-    if rater_by_arm and method != "mixed_model":
-        raise DataError(
-            f"rater_by_arm=True applies to method='mixed_model' only (got {method!r}); "
-            "drop it or use the mixed model"
         )
     if engine not in ENGINES:
         raise DataError(f"engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
@@ -296,3 +304,120 @@ def contrast_row(
         "ci_high": hi,
         "p_value": p,
     }
+
+
+def _require_single_readings(frame: pd.DataFrame, *, arm: str, rater: str, case: str) -> None:
+    """Refuse two rows for one (rater, case, arm): a repeated or superseded reading."""
+    dup = frame.duplicated([rater, case, arm], keep=False).to_numpy()
+    if not dup.any():
+        return
+    first = frame.loc[dup].iloc[0]
+    key = f"{rater}={as_python(first[rater])!r}, {case}={as_python(first[case])!r}, " + (
+        f"{arm}={as_python(first[arm])!r}"
+    )
+    n_keys = int(frame.loc[dup, [rater, case, arm]].drop_duplicates().shape[0])
+    raise DataError(
+        f"{n_keys} (rater, case, arm) combination(s) have more than one rating "
+        f"({_rows(list(frame.index[dup]))}; e.g. {key}); keep one rating per rater, case "
+        "and arm: drop repeat readings (they belong to the intra-rater analysis) and "
+        "superseded answers"
+    )
+
+
+def _require_variation_within_arms(tidy: pd.DataFrame, *, rating: str, arm: str) -> None:
+    """Refuse ratings that are constant within every arm: no variance, no test."""
+    spread = tidy.groupby("arm", sort=False)["y"].agg(["min", "max"])
+    if (spread["min"] == spread["max"]).all():
+        shown = ", ".join(f"{as_python(a)!r}: {v:g}" for a, v in spread["min"].head(5).items())
+        raise DataError(
+            f"rating column {rating!r} is constant within each arm of {arm!r} ({shown}), so "
+            "the ratings have no variance left to test the arm differences against; check "
+            "that the right column was passed"
+        )
+
+
+def random_terms(
+    method: str,
+    *,
+    rater_by_arm: bool | None,
+    case_by_arm: bool | None,
+    rater_by_case: bool | None,
+) -> dict[str, bool]:
+    """The mixed model's random interactions (all on unless switched off), or ``{}``.
+
+    Refuses an explicit choice with a method other than ``"mixed_model"``.
+    """
+    given = {"rater_by_arm": rater_by_arm, "case_by_arm": case_by_arm}
+    given["rater_by_case"] = rater_by_case
+    if method != "mixed_model":
+        for name, value in given.items():
+            if value is not None:
+                raise DataError(
+                    f"{name}={value!r} applies to method='mixed_model' only (got {method!r}); "
+                    "drop it or use the mixed model"
+                )
+        return {}
+    for name, value in given.items():
+        if value is not None and not isinstance(value, bool):
+            raise DataError(f"{name} is {value!r}; pass True or False")
+    return {name: True if value is None else value for name, value in given.items()}
+
+
+def require_model_sizes(terms: dict[str, bool], *, n_raters: int, n_cases: int) -> None:
+    """Refuse fewer raters (cases) than a rater x arm (case x arm) variance needs."""
+    for term, role, count in (
+        ("rater_by_arm", "raters", n_raters),
+        ("case_by_arm", "cases", n_cases),
+    ):
+        if terms.get(term) and count < MIN_LEVELS:
+            what = "raters differ in their benefit" if role == "raters" else "cases differ"
+            raise DataError(
+                f"the mixed model with a random {term.replace('_by_', ' x ')} intercept "
+                f"needs at least {MIN_LEVELS} {role} to estimate how much {what} from arm "
+                f"to arm, but has {count}; add {role}, or pass {term}=False for an "
+                f"analysis conditional on these {role} (a sensitivity analysis, not a "
+                "primary one)"
+            )
+
+
+def require_estimable(frame: pd.DataFrame, terms: dict[str, bool]) -> dict[str, bool]:
+    """Check that the design separates each random interaction from its neighbours.
+
+    A rater x arm variance needs raters who read more than one arm (else it is
+    the rater variance) and some rater who read an arm on more than one case
+    (else it is the residual); likewise for case x arm. A rater x case variance
+    needs some rater who read a case under more than one arm; where none did
+    (each rater saw each case under one arm) it cannot be told from the
+    residual, whose variance then includes it, and the model is the same
+    without it: ``rater_by_case`` is switched off. Returns the terms fitted.
+    """
+    counts = {
+        "raters": int(frame["rater"].nunique()),
+        "cases": int(frame["case"].nunique()),
+    }
+    require_model_sizes(terms, n_raters=counts["raters"], n_cases=counts["cases"])
+    for term, unit, role in (("rater_by_arm", "rater", "raters"), ("case_by_arm", "case", "cases")):
+        if not terms.get(term):
+            continue
+        label = term.replace("_by_", " x ")
+        arms_per = frame.groupby(unit, sort=False)["arm"].nunique()
+        if arms_per.max() < 2:
+            raise DataError(
+                f"no {unit} has ratings under more than one arm, so the {label} variance "
+                f"cannot be told apart from the {unit} variance: each of the "
+                f"{counts[role]} {role} saw one arm only; use a design where {role} see "
+                f"several arms, or pass {term}=False"
+            )
+        cells = frame.groupby([unit, "arm"], sort=False).size()
+        if cells.max() < 2:
+            other = "case" if unit == "rater" else "rater"
+            raise DataError(
+                f"every {unit} x arm cell has one rating only ({len(cells)} cells), so the "
+                f"{label} variance cannot be told apart from the residual variance; have each "
+                f"{unit} rated by at least 2 {other}s under each arm (a fully crossed design), "
+                f"or pass {term}=False"
+            )
+    fitted = dict(terms)
+    if terms.get("rater_by_case") and not frame.duplicated(["rater", "case"]).any():
+        fitted["rater_by_case"] = False
+    return fitted

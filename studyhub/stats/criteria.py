@@ -323,7 +323,10 @@ def _run(
     opts = dict(ep.options)
     seed = int(opts.pop("seed", seed))
     if ep.statistic in COMPARISON_STATISTICS and ep.statistic != "mrmc":
-        return _compare(ep, _subset(data, cols, ep, ep.measure), cols, plan, opts, seed, level)
+        sub = _subset(data, cols, ep, ep.measure)
+        if repeat is not None and repeat in sub.columns:  # first readings only
+            sub = sub[~sub[repeat].astype(bool)]
+        return _compare(ep, sub, cols, plan, opts, seed, level)
     if ep.statistic == "mrmc":
         return _mrmc(ep, data, cols, plan, truth, opts, level)
     if ep.statistic == "spearman":
@@ -373,7 +376,11 @@ def _compare(
         float(row["p_value"]),
         res.n_raters,
         res.n_cases,
-        {"method": ep.statistic, "variance_components": res.variance_components},
+        {
+            "method": ep.statistic,
+            "variance_components": res.variance_components,
+            **{k: res.details[k] for k in ("random_effects", "converged") if k in res.details},
+        },
     )
 
 

@@ -1,10 +1,11 @@
 """Power and type I error of a planned reader study, by simulation.
 
 The planned design (raters x cases x arms, fully crossed) is simulated from a
-linear mixed model with the given variance components, and each simulated
-study is analysed with the plan's primary test, so the power and the type I
-error refer to the analysis that will be run, including its multiplicity
-adjustment.
+linear mixed model with the given variance components (rater, case, rater x
+arm, case x arm, rater x case, residual), and each simulated study is analysed
+with the plan's primary test, so the power and the type I error refer to the
+analysis that will be run, including its multiplicity adjustment. For the
+mixed model the simulated model and the analysed model are the same one.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from studyhub.errors import DataError
+from studyhub.stats._arms import random_terms, require_model_sizes
+from studyhub.stats._balanced import balanced_mixed_model_test
 from studyhub.stats.bootstrap_variance import two_way_t_tests
 from studyhub.stats.compare import HYPOTHESES, wilcoxon_signed_rank
 from studyhub.stats.multiplicity import MULTIPLICITY_METHODS, adjust_pvalue_matrix
@@ -79,157 +81,9 @@ def _simulate(
         y += rng.normal(0.0, sd["rater_arm"], size=(n_sims, n_arms, n_raters, 1))
     if sd["case_arm"] > 0:
         y += rng.normal(0.0, sd["case_arm"], size=(n_sims, n_arms, 1, n_cases))
+    if sd["rater_case"] > 0:
+        y += rng.normal(0.0, sd["rater_case"], size=(n_sims, 1, n_raters, n_cases))
     return y
-
-
-def _constrained_mean_squares(
-    pieces: dict[str, tuple[np.ndarray, float]],
-    edges: list[tuple[str, str]],
-    target: str,
-    n_studies: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """REML expected mean squares under their order constraints, per study.
-
-    The balanced REML likelihood is a product of independent scaled
-    chi-squares ``SS_k ~ lambda_k chi2(df_k)`` with ``lambda_lower <=
-    lambda_upper`` along ``edges``. Its constrained maximum pools connected
-    pieces into blocks with ``lambda = sum SS / sum df`` (isotonic regression,
-    Robertson, Wright & Dykstra 1988, ch. 1); every merge pattern of the edges
-    is tried and the feasible one of highest likelihood kept. Returns the
-    ``lambda`` of ``target``'s block and that block's degrees of freedom.
-    """
-    names = list(pieces)
-    best_ll = np.full(n_studies, -np.inf)
-    best_lam = np.zeros(n_studies)
-    best_df = np.zeros(n_studies)
-    for mask in range(1 << len(edges)):
-        parent = {n: n for n in names}
-
-        def root(n: str, parent: dict[str, str] = parent) -> str:
-            while parent[n] != n:
-                n = parent[n]
-            return n
-
-        for k, (lo, hi) in enumerate(edges):
-            if mask >> k & 1:
-                parent[root(hi)] = root(lo)
-        blocks: dict[str, list[str]] = {}
-        for n in names:
-            blocks.setdefault(root(n), []).append(n)
-        lam_of: dict[str, np.ndarray] = {}
-        df_of: dict[str, float] = {}
-        ll = np.zeros(n_studies)
-        for key, members in blocks.items():
-            ss = np.sum([pieces[m][0] for m in members], axis=0)
-            df = float(sum(pieces[m][1] for m in members))
-            lam_of[key], df_of[key] = ss / df, df
-            ll -= 0.5 * df * (np.log(lam_of[key]) + 1.0)
-        feasible = np.ones(n_studies, dtype=bool)
-        for k, (lo, hi) in enumerate(edges):
-            if not mask >> k & 1:
-                feasible &= lam_of[root(lo)] <= lam_of[root(hi)]
-        better = feasible & (ll > best_ll)
-        best_ll = np.where(better, ll, best_ll)
-        best_lam = np.where(better, lam_of[root(target)], best_lam)
-        best_df = np.where(better, df_of[root(target)], best_df)
-    return best_lam, best_df
-
-
-def balanced_mixed_model_test(
-    y: np.ndarray, *, null: float, hypothesis: str, rater_by_arm: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Exact REML mixed-model t tests of every arm versus arm 0 in balanced data.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Shape ``(n_studies, n_arms, n_raters, n_cases)``, one rating per cell.
-    null : float
-        Null difference (0, or ``-margin`` for non-inferiority).
-    hypothesis : str
-        ``"superiority"``/``"non_inferiority"`` (one-sided, greater) or ``"two_sided"``.
-    rater_by_arm : bool
-        Test the model with a random rater x arm intercept
-        (``compare_arms(..., rater_by_arm=True)``): the contrast's error term is
-        then the rater x arm mean square, with ``(A - 1)(R - 1)`` degrees of
-        freedom when no component is at zero.
-
-    Returns
-    -------
-    estimate, se, df, p_value : numpy.ndarray
-        Each of shape ``(n_studies, n_arms - 1)``.
-
-    Notes
-    -----
-    For a balanced, complete arm x rater x case layout the REML fit of
-    ``y ~ arm + (1|rater) + (1|case)`` has closed form: the fixed-effect
-    estimates are the arm means, the contrast variance is ``2 s2 / (R C)``, and
-    the REML likelihood factorises into independent scaled chi-squares of the
-    rater, case and residual sums of squares with expectations
-    ``s2 + A C var_rater``, ``s2 + A R var_case`` and ``s2`` (with a rater x
-    arm term: ``s2 + C var_ra + A C var_rater``, ``s2 + C var_ra`` for the
-    interaction). Maximising it under ``var >= 0`` pools a factor's sum of
-    squares with its neighbour when its mean square falls below the neighbour's
-    (:func:`_constrained_mean_squares`); the contrast variance is ``2 lambda /
-    (R C)`` with ``lambda`` the error term's (pooled) mean square, and its
-    Satterthwaite degrees of freedom are the pooled degrees of freedom. The
-    result is therefore identical to
-    :func:`studyhub.stats.compare.compare_arms` with ``method="mixed_model"``
-    (checked in the tests, with statsmodels MixedLM as a third opinion),
-    thousands of times faster.
-
-    References
-    ----------
-    .. [1] Searle SR, Casella G, McCulloch CE (1992). Variance Components.
-       Wiley, sec. 4.7 and 6.8 (balanced data, REML and ANOVA estimators).
-    """
-    s, a, r, c = y.shape
-    grand = y.mean(axis=(1, 2, 3))
-    arm_m = y.mean(axis=(2, 3))
-    rater_m = y.mean(axis=(1, 3))
-    case_m = y.mean(axis=(1, 2))
-    ss_r = a * c * np.sum((rater_m - grand[:, None]) ** 2, axis=1)
-    ss_c = a * r * np.sum((case_m - grand[:, None]) ** 2, axis=1)
-    resid = (
-        y
-        - arm_m[:, :, None, None]
-        - rater_m[:, None, :, None]
-        - case_m[:, None, None, :]
-        + 2 * grand[:, None, None, None]
-    )
-    # pieces: name -> (sum of squares, df); constraints lower <= upper on the
-    # expected mean squares (a tree rooted at the residual)
-    pieces: dict[str, tuple[np.ndarray, float]] = {
-        "rater": (ss_r, float(r - 1)),
-        "case": (ss_c, float(c - 1)),
-    }
-    df_e = float(a * r * c - a - r - c + 2)
-    if rater_by_arm:
-        inter = y.mean(axis=3) - arm_m[:, :, None] - rater_m[:, None, :] + grand[:, None, None]
-        ss_ra = c * np.sum(inter**2, axis=(1, 2))
-        df_ra = float((a - 1) * (r - 1))
-        pieces["rater:arm"] = (ss_ra, df_ra)
-        ss_e = np.sum(resid**2, axis=(1, 2, 3)) - ss_ra
-        df_e -= df_ra
-        edges = [("residual", "rater:arm"), ("rater:arm", "rater"), ("residual", "case")]
-        error = "rater:arm"
-    else:
-        ss_e = np.sum(resid**2, axis=(1, 2, 3))
-        edges = [("residual", "rater"), ("residual", "case")]
-        error = "residual"
-    pieces["residual"] = (ss_e, df_e)
-    lam, df_err = _constrained_mean_squares(pieces, edges, error, s)
-    sigma2 = lam
-    pooled_df = df_err
-    est = arm_m[:, 1:] - arm_m[:, :1]
-    se = np.sqrt(2 * sigma2 / (r * c))[:, None] * np.ones(a - 1)
-    df = pooled_df[:, None] * np.ones(a - 1)
-    t = (est - null) / se
-    if hypothesis == "two_sided":
-        p = np.minimum(1.0, 2 * stats.t.sf(np.abs(t), df))
-    else:
-        p = stats.t.sf(t, df)
-    return est, se, df, p
 
 
 def _pvalues(
@@ -240,13 +94,11 @@ def _pvalues(
     hypothesis: str,
     n_boot: int,
     rng: np.random.Generator,
-    rater_by_arm: bool,
+    terms: dict[str, bool],
 ) -> np.ndarray:
     s, a, _, _ = y.shape
     if method == "mixed_model":
-        return balanced_mixed_model_test(
-            y, null=null, hypothesis=hypothesis, rater_by_arm=rater_by_arm
-        )[3]
+        return balanced_mixed_model_test(y, null=null, hypothesis=hypothesis, **terms)[3]
     out = np.empty((s, a - 1))
     pairs = [(k, 0) for k in range(1, a)]
     if method == "cluster_bootstrap":
@@ -275,12 +127,15 @@ def power_simulation(
     arms: Sequence[str] | None = None,
     sd_rater_arm: float = 0.0,
     sd_case_arm: float = 0.0,
+    sd_rater_case: float = 0.0,
     method: str = "mixed_model",
     hypothesis: str = "superiority",
     margin: float = 0.0,
     alpha: float = 0.05,
     multiplicity: str = "holm",
-    rater_by_arm: bool = False,
+    rater_by_arm: bool | None = None,
+    case_by_arm: bool | None = None,
+    rater_by_case: bool | None = None,
     n_sims: int = 2000,
     n_boot: int = 500,
     seed: int = 0,
@@ -305,10 +160,11 @@ def power_simulation(
         ``effect``).
     arms : sequence of str, optional
         Arm names, reference first (only used to label the contrasts).
-    sd_rater_arm, sd_case_arm : float
-        SDs of rater x arm and case x arm interactions in the simulated data
-        (the analysis model includes neither unless ``rater_by_arm=True``;
-        their effect on the type I error is what this function shows).
+    sd_rater_arm, sd_case_arm, sd_rater_case : float
+        SDs of the rater x arm intercepts (raters who gain more from one arm
+        than others), the case x arm intercepts (cases on which one arm helps
+        more than on others) and the rater x case intercepts (a rater finding
+        one case harder than others do, under every arm) in the simulated data.
     method : {"mixed_model", "cluster_bootstrap", "friedman"}
         The plan's primary test, as in :func:`studyhub.stats.compare.compare_arms`.
     hypothesis : {"superiority", "non_inferiority", "two_sided"}
@@ -316,10 +172,11 @@ def power_simulation(
         Non-inferiority margin (> 0 with ``"non_inferiority"``, else 0).
     alpha : float
     multiplicity : {"holm", "bonferroni", "fixed_sequence", "none"}
-    rater_by_arm : bool
-        Mixed model only: analyse with the random rater x arm intercept
-        (``compare_arms(..., rater_by_arm=True)``), which keeps the type I
-        error when raters differ in their benefit (``sd_rater_arm > 0``).
+    rater_by_arm, case_by_arm, rater_by_case : bool, optional
+        Mixed model only: the random interactions of the analysis model, as in
+        :func:`studyhub.stats.compare.compare_arms`; all three by default, the
+        model that generalises to new raters and new cases. ``False`` analyses
+        with a smaller model, to show what leaving an interaction out costs.
     n_sims : int
         Simulated studies (at least 100); the Monte Carlo standard error of a
         rate near 0.8 is about ``0.4 / sqrt(n_sims)``.
@@ -337,20 +194,22 @@ def power_simulation(
     Raises
     ------
     DataError
-        For sizes below 2, negative SDs, unknown options or effects of the
-        wrong length.
+        For sizes below 2 (below 3 raters with the rater x arm term, 3 cases
+        with the case x arm term), negative SDs, unknown options or effects of
+        the wrong length.
 
     Notes
     -----
     Type I error is simulated separately with every effect at the boundary of
     the null hypothesis (0, or ``-margin`` for non-inferiority). The
-    mixed-model test uses :func:`balanced_mixed_model_test`, the closed-form
-    REML solution of the balanced design, identical to fitting the model (see
-    there). Continuous ratings are simulated; coarse Likert scales lower power
-    a little. Checked by simulation: the mixed-model test's type I error is
-    5% within Monte Carlo error, and its power matches the noncentral-t power
-    ``P(T_{df}(delta) > t_{1-alpha})`` with ``delta = effect / sqrt(2
-    sd_residual^2 / (R C))`` when there are no interactions.
+    mixed-model test uses :func:`balanced_mixed_model_test`, the exact REML
+    solution of the balanced design, identical to fitting the model with
+    ``compare_arms`` (see there). Continuous ratings are simulated; coarse
+    Likert scales lower power a little. Checked by simulation: the
+    mixed-model test's type I error is 5% within Monte Carlo error with rater
+    x arm, case x arm and rater x case variation, and its power matches the
+    noncentral-t power ``P(T_{df}(delta) > t_{1-alpha})`` with ``delta =
+    effect / sqrt(2 sd_residual^2 / (R C))`` when there are no interactions.
 
     References
     ----------
@@ -363,10 +222,18 @@ def power_simulation(
 
     Examples
     --------
-    >>> res = power_simulation(n_raters=5, n_cases=40, effect=0.5, sd_rater=0.3, sd_case=0.5,
-    ...                        sd_residual=0.9, n_arms=2, n_sims=200, seed=0)
-    >>> round(res.power, 2), round(res.type_i_error, 2)
-    (1.0, 0.05)
+    >>> design = dict(n_raters=8, n_cases=40, effect=0.5, sd_rater=0.3, sd_case=0.5,
+    ...               sd_rater_arm=0.2, sd_case_arm=0.2, sd_residual=0.9, n_sims=1000, seed=0)
+    >>> res = power_simulation(**design)
+    >>> round(res.power, 2), round(res.type_i_error, 3)
+    (0.97, 0.047)
+
+    The same design analysed without the interactions rejects a true null far
+    too often (one-sided alpha = 0.05):
+
+    >>> no_interactions = dict(rater_by_arm=False, case_by_arm=False, rater_by_case=False)
+    >>> round(power_simulation(**design, **no_interactions).type_i_error, 2)
+    0.18
     """
     effects_in = np.atleast_1d(np.asarray(effect, dtype=float))
     if n_arms is None:
@@ -382,6 +249,7 @@ def power_simulation(
         "residual": sd_residual,
         "rater_arm": sd_rater_arm,
         "case_arm": sd_case_arm,
+        "rater_case": sd_rater_case,
     }
     for name, sd_value in sd.items():
         if not (math.isfinite(sd_value) and sd_value >= 0):
@@ -412,11 +280,10 @@ def power_simulation(
         raise DataError(f"alpha is {alpha!r}; pass a significance level between 0 and 0.5")
     if not (isinstance(n_sims, int | np.integer) and n_sims >= 100):
         raise DataError(f"n_sims is {n_sims!r}; pass at least 100 simulated studies")
-    if rater_by_arm and method != "mixed_model":
-        raise DataError(
-            f"rater_by_arm=True applies to method='mixed_model' only (got {method!r}); "
-            "drop it or use the mixed model"
-        )
+    terms = random_terms(
+        method, rater_by_arm=rater_by_arm, case_by_arm=case_by_arm, rater_by_case=rater_by_case
+    )
+    require_model_sizes(terms, n_raters=n_raters, n_cases=n_cases)
     if method == "cluster_bootstrap" and n_boot < 100:
         raise DataError(f"n_boot is {n_boot!r}; pass at least 100 resamples per study")
     if effects_in.size == 1:
@@ -448,7 +315,7 @@ def power_simulation(
                 hypothesis=hypothesis,
                 n_boot=n_boot,
                 rng=rng,
-                rater_by_arm=rater_by_arm,
+                terms=terms,
             )
             rej[start : start + b] = adjust_pvalue_matrix(p, multiplicity) <= alpha
         rejections[name] = rej
@@ -481,12 +348,13 @@ def power_simulation(
         "sd_residual": sd_residual,
         "sd_rater_arm": sd_rater_arm,
         "sd_case_arm": sd_case_arm,
+        "sd_rater_case": sd_rater_case,
         "method": method,
         "hypothesis": hypothesis,
         "margin": float(margin),
         "alpha": float(alpha),
         "multiplicity": multiplicity,
-        "rater_by_arm": bool(rater_by_arm),
+        **terms,
         "n_boot": int(n_boot) if method == "cluster_bootstrap" else None,
     }
     return PowerResult(

@@ -292,7 +292,7 @@ DIFFERENT = [
     (
         "plan",
         "options: {rater_by_arm: true}\n\n  - id: gradcam_vs_ig",
-        "options: {rater_by_arm: false}\n\n  - id: gradcam_vs_ig",
+        "options: {rater_by_arm: true, case_by_arm: true}\n\n  - id: gradcam_vs_ig",
     ),
     (
         "plan",

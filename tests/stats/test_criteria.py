@@ -220,16 +220,16 @@ def _contrast(data: pd.DataFrame, arm: str, versus: str) -> pd.Series:
 
 def test_a_not_evaluable_primary_stays_in_the_family() -> None:
     """A third primary endpoint without data counts in Holm's m with p = 1: the other two
-    cannot pass because it had no data (p_adj 0.040 with m = 2 becomes 0.060 with m = 3)."""
-    data = _ratings({"ig": 0.2, "gc": 0.2, "random": 0.0}, seed=10)
+    cannot pass because it had no data (p_adj 0.039 with m = 2 becomes 0.058 with m = 3)."""
+    data = _ratings({"ig": 0.2, "gc": 0.3, "random": 0.0}, seed=41)
     two = [_sup("a", "ig", "random"), _sup("b", "gc", "random")]
     without = evaluate_criteria(data, plan=_plan(two))
-    assert [r.verdict for r in without.results] == ["PASS", "PASS"]  # m = 2: 0.040, 0.040
+    assert [r.verdict for r in without.results] == ["PASS", "PASS"]  # m = 2: 0.039, 0.039
     report = evaluate_criteria(data, plan=_plan([*two, _sup("c", "gradcam", "random")]))
     a, b, c = report.results
     expected = adjust_pvalues([a.p_value or 0.0, b.p_value or 0.0, 1.0], "holm")
     assert [a.p_adjusted, b.p_adjusted] == pytest.approx(list(expected[:2]), rel=1e-12)
-    assert a.p_adjusted == pytest.approx(3 * (a.p_value or 0.0))  # 0.060: m = 3, not 2
+    assert a.p_adjusted == pytest.approx(3 * (a.p_value or 0.0))  # 0.058: m = 3, not 2
     assert [a.verdict, b.verdict, c.verdict] == ["FAIL", "FAIL", "NOT EVALUABLE"]
     assert "counted in the holm family of 3 primary comparisons with p = 1" in c.reason
     assert report.family == ["a", "b", "c"]
@@ -409,7 +409,15 @@ def test_results_say_to_whom_they_generalise() -> None:
         ]
     )
     mixed, rank, odds = evaluate_criteria(data, plan=plan).results
-    assert mixed.population == (
+    assert mixed.population == "new raters and cases (random rater and case effects)"
+    no_interactions = dict(  # a secondary analysis: validate refuses it as a primary one
+        _sup("narrow", "ig", "random", primary=False),
+        options={"rater_by_arm": False, "case_by_arm": False},
+    )
+    _, narrow = evaluate_criteria(
+        data, plan=_plan([plan.endpoints[0].model_dump(), no_interactions])
+    ).results
+    assert narrow.population == (
         "new raters and cases (random rater and case effects); assumes no rater x arm or "
         "case x arm variation"
     )
