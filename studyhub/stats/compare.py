@@ -507,6 +507,11 @@ def compare_arms(
     )
 
 
+#: The most rating categories the proportional-odds model takes (an ordinal scale, not a
+#: continuous measurement).
+MAX_ORDINAL_LEVELS = 20
+
+
 def _ordinal(
     frame: pd.DataFrame, prep: PreparedArms, confidence: float, hypothesis: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -515,6 +520,14 @@ def _ordinal(
         raise DataError(
             f"method='ordinal' needs at least 3 rating categories, found {levels.size} "
             f"({list(levels)}); use method='mixed_model'"
+        )
+    whole = bool(np.all(np.equal(np.mod(levels, 1), 0)))
+    if levels.size > MAX_ORDINAL_LEVELS or not whole:
+        raise DataError(
+            f"method='ordinal' models an ordinal scale (such as a 1-5 Likert item), but the "
+            f"ratings take {levels.size} distinct values (e.g. {levels[:3].tolist()}), "
+            f"{'not all whole numbers' if not whole else f'more than {MAX_ORDINAL_LEVELS}'}; "
+            "use method='mixed_model' for continuous ratings"
         )
     arm_codes = pd.Categorical(frame["arm"], categories=prep.arms).codes
     rater_codes, _ = pd.factorize(frame["rater"], sort=True)
@@ -538,7 +551,14 @@ def _ordinal(
         if b in pos:
             c[pos[b]] -= 1.0
         est = float(c @ beta)
-        se = math.sqrt(float(c @ cov @ c))
+        var = float(c @ cov @ c)
+        if not (math.isfinite(var) and var > 0):
+            raise DataError(
+                f"the ordinal fit gives contrast {a!r} - {b!r} no positive variance ({var:.3g}):"
+                " a category or an arm is too sparse for the proportional-odds model; merge "
+                "rare categories or use method='mixed_model'"
+            )
+        se = math.sqrt(var)
         stat = est / se
         p_value = p_from_t(stat, math.inf, hypothesis)
         rows.append(
