@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 __all__ = [
     "Block",
     "Document",
@@ -25,8 +27,13 @@ __all__ = [
     "Section",
     "Table",
     "cell",
+    "frame_table",
     "interval",
+    "key_values",
+    "mapping_blocks",
+    "not_applicable",
     "number",
+    "p_value",
 ]
 
 
@@ -162,3 +169,31 @@ def key_values(pairs: Sequence[tuple[str, Any]], caption: str = "") -> Table:
         widths=(1.0, 2.6),
         css_class="kv",
     )
+
+
+def not_applicable(why: str) -> Paragraph:
+    return Paragraph(f"Not applicable to this study: {why}.", style="note")
+
+
+def frame_table(frame: pd.DataFrame, caption: str = "") -> Table:
+    return Table(
+        header=tuple(map(str, frame.columns)),
+        rows=tuple(tuple(cell(v) for v in row) for row in frame.itertuples(index=False)),
+        caption=caption,
+    )
+
+
+def mapping_blocks(data: Mapping[str, Any], prefix: str) -> list[Block]:
+    """A nested dict as tables: scalars as name/value rows, lists of dicts as tables."""
+    scalars = [(k, v) for k, v in data.items() if not isinstance(v, Mapping | list)]
+    blocks: list[Block] = [key_values(scalars)] if scalars else []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            blocks.append(Heading(name))
+            blocks += mapping_blocks(value, f"{name} / ")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            blocks += [Heading(name), frame_table(pd.DataFrame(value))]
+        elif isinstance(value, list):
+            blocks += [Heading(name), Paragraph(", ".join(map(cell, value)) or "(none)")]
+    return blocks
