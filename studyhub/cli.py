@@ -20,6 +20,7 @@ from rich.text import Text
 from studyhub import __version__
 from studyhub.commands import assign as assign_commands
 from studyhub.commands import cases as cases_commands
+from studyhub.commands import evidence as evidence_commands
 from studyhub.commands import explain as explain_commands
 from studyhub.commands import plan as plan_commands
 from studyhub.commands import rating as rating_commands
@@ -380,6 +381,7 @@ explain_commands.register_commands(app, state, out)
 assign_commands.register_commands(app, state, out)
 rating_commands.register_commands(app, state, out)
 serve_commands.register_commands(app, state, out)
+evidence_commands.register_commands(app, state, out)
 
 
 @app.command()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import pandas as pd
 import typer
@@ -13,9 +12,6 @@ from rich.console import Console
 from studyhub.commands.outputs import writable_file
 from studyhub.commands.render import plain_console, print_result
 from studyhub.errors import InputError
-
-if TYPE_CHECKING:
-    from studyhub.stats.criteria import EndpointResult
 
 __all__ = ["app", "read_csv"]
 
@@ -334,8 +330,21 @@ def _contrasts(given: list[str], data: pd.DataFrame, arm: str) -> list[tuple[Any
 def criteria_cmd(
     csv: CsvArg,
     protocol: Annotated[
-        Path, typer.Option("--protocol", help="The protocol whose analysis plan is applied.")
-    ],
+        Path | None,
+        typer.Option(
+            "--protocol",
+            help="A protocol file whose analysis plan is applied; unless it is the plan "
+            "registered in --db, every verdict is exploratory.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Apply the plan registered for this study in --db."),
+    ] = None,
+    measure: Annotated[
+        str,
+        typer.Option(help="Column of the instrument item (studyhub export writes 'item')."),
+    ] = "measure",
     truth: Annotated[
         str | None, typer.Option(help="Column of the case truth (reader-task endpoints).")
     ] = None,
@@ -350,64 +359,89 @@ def criteria_cmd(
     """Evaluate every endpoint of a plan on a CSV of ratings: PASS, FAIL or NOT EVALUABLE.
 
     The CSV is long: columns rater, case, arm, measure (the instrument item) and value.
+    With --study the registered plan is applied (checked against its registration);
+    with --protocol the file's plan, and the first line says whether it is the
+    registered one: verdicts of any other plan are exploratory.
     """
-    from rich.table import Table
-    from rich.text import Text
+    import json
 
-    from studyhub.protocol.load import load_study
+    from studyhub.commands.criteria_table import print_criteria
+    from studyhub.evidence.analyze import criteria_dict
     from studyhub.stats import evaluate_criteria
 
-    files = load_study(protocol)
+    if (protocol is None) == (study is None):
+        raise InputError(
+            "stats criteria needs exactly one of --study (the registered plan in --db) or "
+            "--protocol FILE (a plan file: exploratory unless it is the registered one)"
+        )
+    plan, seed, warning = _criteria_plan(protocol, study)
     report = evaluate_criteria(
         read_csv(csv),
-        plan=files.plan,
+        plan=plan,
+        measure=measure,
         truth=truth,
         repeat=repeat,
         metrics=read_csv(metrics) if metrics is not None else None,
-        seed=files.protocol.seed,
+        seed=seed,
     )
+    criteria = criteria_dict(report)
     if as_json:
-        _show(report, "criteria", True)
+        body = {"exploratory": warning is not None, "warning": warning, **criteria}
+        out.print(json.dumps(body, indent=2), markup=False, soft_wrap=True)
         return
-    table = Table(
-        title=f"Success criteria of {report.plan_id} (alpha {report.alpha:g}, "
-        f"{report.multiplicity} over {len(report.family)} primary comparison(s))"
+    if warning is not None:
+        out.print(warning, markup=False, soft_wrap=True)
+    print_criteria(criteria, out, exploratory=warning is not None)
+
+
+def _criteria_plan(protocol: Path | None, study: str | None) -> tuple[Any, int, str | None]:
+    """(plan, seed, exploratory warning or None) for ``stats criteria``."""
+    from studyhub.cli import state
+    from studyhub.evidence.analyze import registered_plan_of
+    from studyhub.protocol.load import load_study
+    from studyhub.store.db import open_store
+    from studyhub.store.studies import get_study, registered_protocol_of
+
+    if study is not None:
+        store = open_store(state.db, create=False)
+        try:
+            with store.snapshot() as s:
+                row = get_study(s, study)
+                proto = registered_protocol_of(s, row)
+                return registered_plan_of(row), proto.seed, None
+        finally:
+            store.dispose()
+    files = load_study(cast(Path, protocol))  # one of the two is given (checked by the caller)
+    registered = _registered_plan_hash(files.protocol.id, state.db)
+    if registered == files.plan_hash:
+        return files.plan, files.protocol.seed, None
+    why = (
+        f"study {files.protocol.id!r} registered plan {registered[:12]}…, this file's plan is "
+        f"{files.plan_hash[:12]}…"
+        if registered is not None
+        else f"no study {files.protocol.id!r} is registered in the database"
     )
-    for col in ("endpoint", "hypothesis", "estimate", "CI", "p (adj.)", "verdict", "why"):
-        table.add_column(col)
-    for r in report.results:
-        p = "—" if r.p_adjusted is None else f"{r.p_adjusted:.4g}"
-        est = "—" if r.estimate is None else f"{r.estimate:.3f}"
-        name = f"{r.endpoint}{' (primary)' if r.primary else ''}"
-        ci = _interval(r.ci_low, r.ci_high)
-        if r.ci_level is not None and ci != "—":
-            ci += f" ({100 * r.ci_level:.4g} %)"
-        table.add_row(*map(Text, (name, r.hypothesis, est, ci, p, r.verdict, r.reason)))
-    out.print(table)
-    out.print(
-        "Each interval's level and adjustment, and the population it holds for:", markup=False
-    )
-    for r in report.results:
-        out.print(f"- {r.endpoint}: {_level(r)}; population: {r.population}", markup=False)
-    out.print(f"success rule: {report.success_rule}", markup=False)
-    out.print(
-        "study success: all primary endpoints passed"
-        if report.success
-        else f"study success criteria NOT met: {', '.join(report.not_passed)}",
-        markup=False,
+    return (
+        files.plan,
+        files.protocol.seed,
+        f"EXPLORATORY: {files.plan_path.name} is not the registered analysis plan ({why}); "
+        "every verdict below is exploratory, not a test of the registered plan (use --study "
+        "to apply the registered plan)",
     )
 
 
-def _interval(low: float | None, high: float | None) -> str:
-    """``≥ low`` for a lower confidence bound, ``low to high`` for a two-sided interval."""
-    if low is None or high is None:
-        return "—"
-    return f"≥ {low:.3f}" if math.isinf(high) else f"{low:.3f} to {high:.3f}"
+def _registered_plan_hash(study_id: str, db: str | None) -> str | None:
+    from studyhub.errors import StudyhubError
+    from studyhub.store.db import open_store
+    from studyhub.store.models import Study
 
-
-def _level(r: EndpointResult) -> str:
-    """The interval's coverage, sides and multiplicity adjustment in words."""
-    if r.ci_level is None or r.ci_low is None:
-        return "no interval"
-    kind = "one-sided lower bound" if r.ci_sides == 1 else "two-sided interval"
-    return f"{kind} at {100 * r.ci_level:.4g} %, {r.ci_adjustment}"
+    try:
+        store = open_store(db, create=False)
+    except StudyhubError:
+        return None
+    try:
+        with store.snapshot() as s:
+            row = s.get(Study, study_id)
+            return None if row is None else row.plan_hash
+    finally:
+        store.dispose()

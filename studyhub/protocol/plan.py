@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 
 from studyhub.protocol._base import Identifier, Strict, require_unique
 from studyhub.protocol.plan_options import STATISTIC_OPTIONS
+from studyhub.protocol.plan_rules import DataRules
 
 __all__ = [
     "AGREEMENT_STATISTICS",
@@ -313,6 +314,12 @@ class AnalysisPlan(Strict):
     endpoints: list[Endpoint] = Field(min_length=1, description="the pre-specified endpoints")
     power: PowerPlan | None = Field(
         default=None, description="assumptions for `studyhub power`, or null"
+    )
+    data_rules: DataRules = Field(
+        default_factory=DataRules,
+        description="which raters and readings the analyses keep (attention-check failures, "
+        "incomplete raters, washout violations, missing answers); every one left out is "
+        "listed as a deviation",
     )
 
     @field_validator("endpoints")

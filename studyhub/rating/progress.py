@@ -34,6 +34,7 @@ __all__ = [
     "Progress",
     "RaterSummary",
     "ResumeState",
+    "catch_failed",
     "monitor_summary",
     "opening_message",
     "progress",
@@ -166,7 +167,8 @@ def resume(store: Store, principal: Principal) -> ResumeState:
     return ResumeState(item, prog, opening_message(prog, item))
 
 
-def _catch_failed(expected: Any, answers: Mapping[str, Any]) -> bool:
+def catch_failed(expected: Any, answers: Mapping[str, Any]) -> bool:
+    """Whether ``answers`` miss what a catch item's ``expected`` asked for (any accepted value)."""
     if not isinstance(expected, Mapping):
         return False
     wanted = expected.get("answers", {k: v for k, v in expected.items() if k != "prompt"})
@@ -250,7 +252,7 @@ def monitor_summary(store: Store, principal: Principal) -> MonitorSummary:
                 ~exists().where(newer.supersedes_id == Response.id),
             )
         ):
-            catches.setdefault(rid, []).append(_catch_failed(expected, answers))
+            catches.setdefault(rid, []).append(catch_failed(expected, answers))
         rows = tuple(
             RaterSummary(
                 name=r.name,

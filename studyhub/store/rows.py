@@ -41,9 +41,13 @@ __all__ = [
     "UNBOUND_TABLES",
     "RowDigest",
     "bind_rows",
+    "column_hash",
+    "digest_of_columns",
     "digest_row",
+    "encode_value",
     "install_tracking",
     "iter_table_digests",
+    "select_rows",
     "take_touched",
     "touched_digests",
 ]
@@ -108,13 +112,37 @@ def _encode(value: Any) -> str:
     return "json:" + _JSON.encode(value)
 
 
+def encode_value(value: Any) -> str:
+    """A column value as the canonical typed text its digest covers (blobs by SHA-256)."""
+    return _encode(value)
+
+
+def column_hash(name: str, encoded: str) -> str:
+    """The SHA-256 of one column, from its name and :func:`encode_value` text."""
+    return hashlib.sha256(f"{name}={encoded}".encode()).hexdigest()
+
+
 def digest_row(table: str, pk: str, values: Mapping[str, Any]) -> RowDigest:
     """The digest of one row given its column values (NULL columns are left out)."""
-    columns = {
-        name: hashlib.sha256(f"{name}={_encode(value)}".encode()).hexdigest()
-        for name, value in sorted(values.items())
-        if value is not None
-    }
+    return digest_of_columns(
+        table,
+        pk,
+        {
+            name: column_hash(name, _encode(value))
+            for name, value in sorted(values.items())
+            if value is not None
+        },
+    )
+
+
+def digest_of_columns(table: str, pk: str, columns: Mapping[str, str]) -> RowDigest:
+    """The digest of one row given each non-null column's :func:`column_hash`.
+
+    What an offline verifier uses: a row can be proven from its columns' hashes,
+    so a column withheld from an evidence package (a file path) is given by its
+    hash alone.
+    """
+    columns = dict(sorted(columns.items()))
     body = json.dumps(
         {"table": table, "pk": pk, "columns": columns}, sort_keys=True, separators=(",", ":")
     )
@@ -129,6 +157,11 @@ def _table(name: str) -> Table:
 def _pk_column(table: Table) -> Any:
     (column,) = table.primary_key.columns
     return column
+
+
+def select_rows(table: Table, available: Iterable[str] | None = None) -> Any:
+    """SELECT of a table's columns as digests read them (``available``: only those)."""
+    return _select_rows(table, available)
 
 
 def _select_rows(table: Table, available: Iterable[str] | None = None) -> Any:
