@@ -82,8 +82,9 @@ def _fix_for(item: Item) -> str:
 def _misfit(ep: Endpoint, item: Item) -> str | None:
     """Why ``ep``'s statistic cannot analyse ``item``, or None when it fits."""
     stat, opts, kind = ep.statistic, ep.options, item.type
-    if kind == "free_text":
-        return None  # refused with its own message (the measure check)
+    if kind == "free_text":  # a measured free-text item is refused by the measure check
+        via_option = stat in ("spearman", "mrmc")
+        return "free text is counted and listed, never analysed" if via_option else None
     if stat in _ORDERED or stat == "spearman":
         return None if kind in _NUMERIC else "it needs ordered numeric ratings"
     if stat == "accuracy":
