@@ -170,6 +170,8 @@ def validate(
     if protocol is None:
         raise _usage("validate needs a PROTOCOL file (or --reference)")
     files = load_study(protocol)
+    for warning in files.warnings:
+        err.print(f"warning: {warning}", markup=False)
     if preflight:
         _preflight(files, data_dir)
     out.print(

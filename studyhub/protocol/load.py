@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from studyhub.protocol.consistency import check_plan_values, check_sampling
+from studyhub.protocol.item_fit import check_item_fit, cue_warnings
 from studyhub.protocol.plan import AnalysisPlan
 from studyhub.protocol.problems import validate
 from studyhub.protocol.schema import Protocol
@@ -46,6 +47,9 @@ class StudyFiles:
     plan_path: Path
     protocol_text: str
     plan_text: str
+    #: Things that are allowed but likely unintended (a cue that gives an answer away);
+    #: ``validate`` prints them, they are not part of any hash.
+    warnings: tuple[str, ...] = ()
 
     # Computed once, and by load_study before anything is written: a value that
     # cannot be canonicalised must fail while nothing is open.
@@ -139,7 +143,11 @@ def load_study(protocol_path: str | Path) -> StudyFiles:
         raise p_src.fail(problems)
     plan_path = Path(os.path.normpath(path.parent / protocol.analysis_plan))
     plan, a_src = load_plan(plan_path)
-    problems = _cross_check(protocol, plan, a_src) + check_plan_values(protocol, plan, a_src)
+    problems = (
+        _cross_check(protocol, plan, a_src)
+        + check_plan_values(protocol, plan, a_src)
+        + check_item_fit(protocol, plan, a_src)
+    )
     if problems:
         raise a_src.fail(problems)
     files = StudyFiles(
@@ -149,6 +157,7 @@ def load_study(protocol_path: str | Path) -> StudyFiles:
         plan_path=plan_path,
         protocol_text=p_src.text,
         plan_text=a_src.text,
+        warnings=tuple(cue_warnings(protocol, plan)),
     )
     files.registration_hash  # noqa: B018 - canonicalise now, before any caller writes
     return files
@@ -290,7 +299,7 @@ def _check_measure(
                 )
             ]
         return []
-    if measure.startswith("metric:"):
+    if measure.startswith("metric:") or (measure == "cue_marks" and statistic == "cue_marks"):
         return []
     if measure not in items:
         return [
@@ -298,7 +307,7 @@ def _check_measure(
                 line,
                 path,
                 f"measure {measure!r} is not an item of the protocol's instrument",
-                f"use one of {', '.join(items)}, 'auc', or 'metric:NAME'",
+                f"use one of {', '.join(items)}, 'auc', 'cue_marks' or 'metric:NAME'",
             )
         ]
     item = items[measure]
@@ -308,7 +317,8 @@ def _check_measure(
                 line,
                 path,
                 f"item {measure!r} is free text and cannot be analysed by {statistic}",
-                "measure a likert, yes_no or single_choice item",
+                "measure a likert, yes_no, single_choice or diagnosis item; free text is "
+                "counted and listed in the report, never analysed",
             )
         ]
     return []

@@ -19,6 +19,7 @@ __all__ = [
     "AGREEMENT_STATISTICS",
     "COMPARISON_STATISTICS",
     "CONDITIONAL_STATISTICS",
+    "PROPORTION_STATISTICS",
     "AnalysisPlan",
     "Comparison",
     "Endpoint",
@@ -38,6 +39,9 @@ AGREEMENT_STATISTICS = (
 )
 #: Statistics relating human judgements to stored quantitative metrics.
 CORRELATION_STATISTICS = ("spearman",)
+#: Proportions with a two-way (rater and case) clustered interval: a ``proportion`` hypothesis
+#: (the lower bound reaches a threshold) or, with ``comparison``, a difference between two arms.
+PROPORTION_STATISTICS = ("accuracy", "cue_marks")
 #: Statistics whose inference holds for the raters read only (raters fixed, cases random):
 #: sensitivity or descriptive analyses, refused for a primary endpoint (DESIGN: a primary
 #: endpoint generalises to new raters and new cases). Each maps to the reason.
@@ -82,12 +86,19 @@ class Comparison(Strict):
         return self
 
 
+#: Hypothesis types decided by the lower confidence limit reaching a threshold.
+_THRESHOLD_TYPES = ("agreement", "correlation", "proportion")
+
+
 class Hypothesis(Strict):
     """What the endpoint must show, stated before the data."""
 
-    type: Literal["superiority", "non_inferiority", "agreement", "correlation"] = Field(
-        description="superiority: arm beats versus; non_inferiority: arm is no worse than "
-        "versus by more than margin; agreement / correlation: the estimate reaches threshold"
+    type: Literal["superiority", "non_inferiority", "agreement", "correlation", "proportion"] = (
+        Field(
+            description="superiority: arm beats versus; non_inferiority: arm is no worse than "
+            "versus by more than margin; agreement / correlation / proportion: the estimate "
+            "reaches threshold (proportion: accuracy or cue_marks without a comparison)"
+        )
     )
     margin: float | None = Field(
         default=None,
@@ -99,8 +110,9 @@ class Hypothesis(Strict):
         default=None,
         ge=-1.0,
         le=1.0,
-        description="agreement / correlation only: the least acceptable value of the "
-        "lower confidence limit (agreement and correlation coefficients lie in -1..1)",
+        description="agreement / correlation / proportion only: the least acceptable value of "
+        "the lower confidence limit (agreement and correlation coefficients lie in -1..1, a "
+        "proportion strictly between 0 and 1)",
     )
 
     @model_validator(mode="after")
@@ -111,11 +123,17 @@ class Hypothesis(Strict):
             raise ValueError(
                 f"margin applies to non_inferiority only, not {self.type}; remove margin"
             )
-        if self.type in ("agreement", "correlation") and self.threshold is None:
+        if self.type in _THRESHOLD_TYPES and self.threshold is None:
             raise ValueError(f"a {self.type} hypothesis needs a threshold; add e.g. threshold: 0.6")
-        if self.type not in ("agreement", "correlation") and self.threshold is not None:
+        if self.type not in _THRESHOLD_TYPES and self.threshold is not None:
             raise ValueError(
-                f"threshold applies to agreement / correlation, not {self.type}; remove threshold"
+                f"threshold applies to agreement / correlation / proportion, not {self.type}; "
+                "remove threshold"
+            )
+        if self.type == "proportion" and not 0.0 < float(self.threshold or 0.0) < 1.0:
+            raise ValueError(
+                f"a proportion hypothesis needs a threshold strictly between 0 and 1, not "
+                f"{self.threshold:g}; give the least acceptable proportion, e.g. threshold: 0.8"
             )
         return self
 
@@ -132,8 +150,8 @@ class Endpoint(Strict):
     description: str = Field(min_length=3, description="the endpoint in words")
     measure: str = Field(
         min_length=1,
-        description="an instrument item id, 'auc' (reader_diagnosis), or 'metric:NAME' "
-        "for a stored quantitative metric",
+        description="an instrument item id, 'auc' (mrmc, reader_diagnosis), 'cue_marks' "
+        "(cue_marks) or 'metric:NAME' for a stored quantitative metric",
     )
     statistic: Literal[
         "mixed_model",
@@ -147,7 +165,13 @@ class Endpoint(Strict):
         "cohen_kappa",
         "intra_rater",
         "spearman",
-    ] = Field(description="the analysis that estimates the endpoint")
+        "accuracy",
+        "cue_marks",
+    ] = Field(
+        description="the analysis that estimates the endpoint; validate refuses one that does "
+        "not fit the measured item's type (e.g. mixed_model on a single_choice item, accuracy "
+        "on a likert item, anything on free text)"
+    )
     comparison: Comparison | None = Field(
         default=None, description="the contrast, for comparison statistics"
     )
@@ -216,7 +240,9 @@ class Endpoint(Strict):
 
     @model_validator(mode="after")
     def _statistic_fits(self) -> Endpoint:
-        if self.statistic in COMPARISON_STATISTICS:
+        if self.statistic in PROPORTION_STATISTICS:
+            self._proportion_fits()
+        elif self.statistic in COMPARISON_STATISTICS:
             if self.comparison is None:
                 raise ValueError(
                     f"endpoint {self.id!r} uses {self.statistic}, which compares arms; "
@@ -245,12 +271,40 @@ class Endpoint(Strict):
                 f"endpoint {self.id!r} uses mrmc, so its measure must be 'auc', not "
                 f"{self.measure!r}; set measure: auc"
             )
+        if (self.statistic == "cue_marks") != (self.measure == "cue_marks"):
+            raise ValueError(
+                f"endpoint {self.id!r} uses {self.statistic} with measure {self.measure!r}: the "
+                "cue_marks statistic and the cue_marks measure go together; set statistic: "
+                "cue_marks with measure: cue_marks, or measure an instrument item"
+            )
         if self.statistic == "spearman" and not self.measure.startswith("metric:"):
             raise ValueError(
                 f"endpoint {self.id!r} uses spearman, so its measure must be a stored metric; "
                 "write it as metric:NAME (e.g. metric:deletion_auc)"
             )
         return self
+
+    def _proportion_fits(self) -> None:
+        """accuracy / cue_marks: a threshold on one proportion, or a difference of two arms."""
+        h = self.hypothesis
+        if self.comparison is None and h.type != "proportion":
+            raise ValueError(
+                f"endpoint {self.id!r} uses {self.statistic} without a comparison, so its "
+                f"hypothesis type must be proportion, not {h.type}; set hypothesis: {{type: "
+                "proportion, threshold: ...}, or add comparison: {arm: ..., versus: ...}"
+            )
+        if self.comparison is not None and h.type not in ("superiority", "non_inferiority"):
+            raise ValueError(
+                f"endpoint {self.id!r} compares two arms' {self.statistic}; its hypothesis "
+                f"must be superiority or non_inferiority, not {h.type}; set hypothesis.type "
+                "accordingly (or remove comparison for a threshold on one proportion)"
+            )
+        if h.margin is not None and h.margin >= 1.0:
+            raise ValueError(
+                f"margin {h.margin:g} of endpoint {self.id!r} is not below 1, the span of a "
+                f"proportion ({self.statistic}), so no result could fail it; give the largest "
+                "acceptable deficit as a proportion, e.g. margin: 0.05"
+            )
 
 
 class PowerPlan(Strict):

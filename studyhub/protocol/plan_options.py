@@ -116,6 +116,13 @@ class MrmcOptions(_Options):
     item: Identifier = Field(
         default="diagnosis", description="the instrument item that holds the readers' diagnoses"
     )
+    positive: Annotated[Identifier | None, NOT_NULL] = Field(
+        default=None,
+        description="the class whose presence is the binary truth of the ROC analysis (a "
+        "data.labels entry); default: every class other than the first of data.labels is "
+        "positive. The rating is the confidence that the case is positive: the stated "
+        "confidence when the chosen class is positive, else 100 minus it",
+    )
 
 
 class KrippendorffOptions(_Options):
@@ -196,6 +203,33 @@ class SpearmanOptions(_Options):
     n_boot: int = _n_boot(2000)
 
 
+class AccuracyOptions(_Options):
+    """Share of answers that name the right class, with a rater and case clustered interval."""
+
+    owner = "accuracy"
+    against: Literal["truth", "prediction"] = Field(
+        default="truth",
+        description="truth: compare each answer with the case's label; prediction: with the "
+        "model's predicted class (how often raters recognise what the model decided)",
+    )
+    choice_labels: dict[str, Identifier] = Field(
+        default_factory=dict,
+        description="single_choice items: choice text -> the data.labels class it means, for "
+        "choices not spelled as a label (e.g. 'no defect': none); a choice that is neither a "
+        "label nor mapped counts as wrong",
+    )
+
+
+class CueMarksOptions(_Options):
+    """Share of cue marks inside labelled mask regions, with a rater and case clustered interval."""
+
+    owner = "cue_marks"
+    tag: Literal["correct", "misleading", "any"] = Field(
+        default="correct",
+        description="which marks count: those tagged correct cue, misleading cue, or any",
+    )
+
+
 #: The schema of each statistic's options.
 STATISTIC_OPTIONS: dict[str, type[Settings]] = {
     m.owner: m
@@ -211,5 +245,7 @@ STATISTIC_OPTIONS: dict[str, type[Settings]] = {
         FleissKappaOptions,
         IntraRaterOptions,
         SpearmanOptions,
+        AccuracyOptions,
+        CueMarksOptions,
     )
 }

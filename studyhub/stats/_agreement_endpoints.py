@@ -19,7 +19,37 @@ from studyhub.errors import DataError
 from studyhub.protocol.plan import AnalysisPlan, Endpoint
 from studyhub.stats.criteria import _Estimate
 
-__all__ = ["agreement_endpoint"]
+__all__ = ["agreement_endpoint", "nominal_label"]
+
+
+def nominal_label(ep: Endpoint, label: str | None, data: pd.DataFrame) -> str | None:
+    """The answer-text column a nominal agreement endpoint rates on, or None for ``value``.
+
+    Fleiss' kappa, unweighted Cohen's kappa, Krippendorff's alpha at level
+    nominal and unweighted intra-rater kappa (without a ``categories`` scale)
+    treat answers as unordered categories, so they read the answer's text
+    (``label``): a single choice's text, a diagnosis' class (its ``value`` is
+    the confidence), "yes" / "no", a Likert point. For Likert, yes/no and
+    single-choice items text and code correspond one to one, so the statistic
+    is the same as on ``value``. Ordered statistics (weighted kappa, ICC,
+    Krippendorff's ordinal / interval / ratio alpha) read ``value``.
+    """
+    if label is None or label not in data.columns:
+        return None
+    opts = ep.options
+    nominal = (
+        ep.statistic == "fleiss_kappa"
+        or (ep.statistic == "cohen_kappa" and opts.get("weights") is None)
+        or (ep.statistic == "krippendorff_alpha" and opts.get("level") == "nominal")
+        or (
+            ep.statistic == "intra_rater"
+            and opts.get("method", "kappa") == "kappa"
+            and "weights" in opts
+            and opts["weights"] is None
+            and opts.get("categories") is None
+        )
+    )
+    return label if nominal else None
 
 
 def agreement_endpoint(

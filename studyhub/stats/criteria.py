@@ -11,7 +11,19 @@ decision rule the hypothesis implies:
   one-sided lower confidence bound, at the level matching the adjustment, lies
   above ``-margin``);
 - agreement / correlation: the one-sided lower confidence bound at the plan's
-  ``confidence`` reaches the threshold.
+  ``confidence`` reaches the threshold;
+- proportion (``accuracy``, ``cue_marks`` without a comparison): the one-sided
+  p-value of ``proportion > threshold`` (adjusted like a comparison's when the
+  endpoint is primary) is below alpha, i.e. the lower bound exceeds the threshold.
+
+Each instrument item type is analysed on its own terms: numeric codes
+(``value``) for likert and yes/no items and for the ordered agreement
+statistics; the answer's text (``label``) for the nominal agreement statistics
+(Fleiss' kappa, unweighted Cohen's kappa, nominal Krippendorff's alpha,
+unweighted intra-rater kappa), so that single-choice answers are categories and
+diagnosis answers are classes, not confidences; the class named by the answer
+for ``accuracy``; diagnosis class plus confidence for ``mrmc``. Free text is
+never analysed (:func:`studyhub.stats.free_text.free_text_summary` counts it).
 
 The plan is applied as written:
 
@@ -38,16 +50,19 @@ The plan is applied as written:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pandas as pd
-from scipy import stats as sps
 
 from studyhub.errors import DataError
 from studyhub.protocol.plan import (
+    AGREEMENT_STATISTICS,
     COMPARISON_STATISTICS,
     CONDITIONAL_STATISTICS,
+    CORRELATION_STATISTICS,
+    PROPORTION_STATISTICS,
     AnalysisPlan,
     Endpoint,
 )
@@ -150,9 +165,22 @@ def _describe(ep: Endpoint) -> str:
     h = ep.hypothesis
     if h.type == "non_inferiority":
         return f"non-inferiority (margin {h.margin:g})"
-    if h.type in ("agreement", "correlation"):
+    if h.type in ("agreement", "correlation", "proportion"):
         return f"{h.type} (threshold {h.threshold:g})"
     return h.type
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything an endpoint may read besides the answers' core columns."""
+
+    truth: str | None = None
+    repeat: str | None = None
+    metrics: pd.DataFrame | None = None
+    label: str | None = None
+    prediction: str | None = None
+    marks: pd.DataFrame | None = None
+    classes: Sequence[str] | None = None
 
 
 def evaluate_criteria(
@@ -168,6 +196,10 @@ def evaluate_criteria(
     repeat: str | None = None,
     metrics: pd.DataFrame | None = None,
     seed: int = 0,
+    label: str | None = None,
+    prediction: str | None = None,
+    marks: pd.DataFrame | None = None,
+    classes: Sequence[str] | None = None,
 ) -> CriteriaReport:
     """Evaluate every endpoint of ``plan`` on long rating data.
 
@@ -175,14 +207,17 @@ def evaluate_criteria(
     ----------
     data
         One row per answer: rater, case, arm, the instrument item (``measure``)
-        and its numeric ``value`` (Likert 1..K, yes/no as 1/0; for reader-task
-        endpoints the diagnosis confidence).
+        and its numeric ``value`` (Likert 1..K, yes/no as 1/0, a single choice's
+        position, a diagnosis' confidence 0..100), optionally the answer as text
+        (``label``), the case's class (``truth``) and the model's predicted
+        class (``prediction``).
     plan
         The registered analysis plan.
     rater, case, arm, measure, value
         Column names.
     truth
-        Column of the case truth (0/1), for ``mrmc`` endpoints.
+        Column of the case truth, for ``accuracy`` (the class) and ``mrmc``
+        endpoints (0/1, or the class: see :mod:`studyhub.stats._mrmc_endpoint`).
     repeat
         Column marking repeat readings (true for the second reading), for
         ``intra_rater`` endpoints.
@@ -191,6 +226,22 @@ def evaluate_criteria(
         above, one column per metric), for ``spearman`` endpoints.
     seed
         Seed of every bootstrap (the protocol's seed).
+    label
+        Column of the answer as text (the choice, the diagnosis class, "yes" /
+        "no", the Likert point): the categories of the nominal agreement
+        statistics and the answers of ``accuracy`` and ``mrmc`` endpoints.
+        Without it nominal agreement uses ``value``.
+    prediction
+        Column of the model's predicted class, for ``accuracy`` endpoints with
+        ``against: prediction``.
+    marks
+        Cue marks, one row per mark: rater, case, arm (named as above), ``tag``
+        (correct / misleading) and ``region`` (the labelled region under the
+        mark, ``background``, or empty without a mask), for ``cue_marks``.
+    classes
+        The protocol's ``data.labels`` in order: an ``mrmc`` endpoint on class
+        truth without a ``positive`` option counts every class but the first as
+        positive.
 
     Returns
     -------
@@ -211,7 +262,10 @@ def evaluate_criteria(
         measure=measure,
         value=value,
         truth=truth,
-        missing_ok=("value", "truth"),  # text items and cases without truth; refused per endpoint
+        label=label,
+        prediction=prediction,
+        # text items, unanswered items, cases without truth: refused per endpoint
+        missing_ok=("value", "truth", "label", "prediction"),
     )
     if metrics is not None:
         used = [
@@ -225,10 +279,11 @@ def evaluate_criteria(
         )
     cols = {"rater": rater, "case": case, "arm": arm, "measure": measure, "value": value}
     levels = _interval_levels(plan)
+    inputs = _Inputs(truth, repeat, metrics, label, prediction, marks, classes)
     estimates: dict[str, _Estimate | str] = {}
     for ep in plan.endpoints:
         try:
-            est = _run(ep, data, cols, plan, truth, repeat, metrics, seed, levels[ep.id].coverage)
+            est = _run(ep, data, cols, plan, inputs, seed, levels[ep.id].coverage)
             # one-sided hypotheses: the lower bound alone is the interval
             estimates[ep.id] = replace(est, ci_high=math.inf)
         except DataError as exc:
@@ -244,15 +299,16 @@ def evaluate_criteria(
 
 
 def _in_family(ep: Endpoint) -> bool:
-    """Primary comparison endpoints: the hypotheses the plan's multiplicity procedure adjusts."""
-    return ep.primary and ep.statistic in COMPARISON_STATISTICS
+    """Primary endpoints tested by a p-value (arm comparisons, proportions): the hypotheses
+    the plan's multiplicity procedure adjusts."""
+    return ep.primary and ep.statistic in (*COMPARISON_STATISTICS, *PROPORTION_STATISTICS)
 
 
 def _interval_levels(plan: AnalysisPlan) -> dict[str, FamilyInterval]:
     """Each endpoint's one-sided interval level, fixed by the plan before any data."""
     m = sum(_in_family(ep) for ep in plan.endpoints)
     family = family_interval(plan.confidence, max(m, 1), plan.multiplicity)
-    # Every primary endpoint is an arm comparison (validate refuses the others as primary).
+    # Every primary endpoint is in the family (validate refuses the others as primary).
     secondary = FamilyInterval(plan.confidence, "unadjusted: a secondary endpoint")
     return {ep.id: family if _in_family(ep) else secondary for ep in plan.endpoints}
 
@@ -278,6 +334,8 @@ def _population(ep: Endpoint, est: _Estimate | str) -> str:
         return "new raters and cases (two-way cluster bootstrap over raters and cases)"
     if stat == "mrmc":
         return "new readers and cases (Obuchowski-Rockette, random readers and cases)"
+    if stat in PROPORTION_STATISTICS:
+        return "new raters and cases (two-way rater and case clustered variance)"
     if stat == "spearman":
         return "conditional on the raters read (random cases: case-clustered bootstrap)"
     # agreement statistics, ICC forms with random raters included: the interval leaves out
@@ -285,7 +343,9 @@ def _population(ep: Endpoint, est: _Estimate | str) -> str:
     return "conditional on the raters read (agreement of these raters, random cases)"
 
 
-def _subset(data: pd.DataFrame, cols: dict[str, str], ep: Endpoint, item: str) -> pd.DataFrame:
+def _subset(
+    data: pd.DataFrame, cols: dict[str, str], ep: Endpoint, item: str, *, numeric: bool = True
+) -> pd.DataFrame:
     sub = data[data[cols["measure"]].astype(str) == item]
     if sub.empty:
         raise DataError(
@@ -301,6 +361,8 @@ def _subset(data: pd.DataFrame, cols: dict[str, str], ep: Endpoint, item: str) -
                 f"arm(s) {missing} have no ratings of {item!r} (arms present: {sorted(present)})"
             )
         sub = sub[sub[cols["arm"]].astype(str).isin(wanted)]
+    if not numeric:  # the statistic reads the answer's text
+        return sub
     values = pd.to_numeric(sub[cols["value"]], errors="coerce")
     if values.isna().any():
         bad = sub[cols["value"]][values.isna()].iloc[0]
@@ -313,161 +375,69 @@ def _run(
     data: pd.DataFrame,
     cols: dict[str, str],
     plan: AnalysisPlan,
-    truth: str | None,
-    repeat: str | None,
-    metrics: pd.DataFrame | None,
+    inputs: _Inputs,
     seed: int,
     level: float,
 ) -> _Estimate:
     """Run the endpoint's analysis; ``level`` is the coverage of its one-sided lower bound."""
     opts = dict(ep.options)
     seed = int(opts.pop("seed", seed))
+    repeat = inputs.repeat
     if ep.statistic in COMPARISON_STATISTICS and ep.statistic != "mrmc":
         sub = _subset(data, cols, ep, ep.measure)
         if repeat is not None and repeat in sub.columns:  # first readings only
             sub = sub[~sub[repeat].astype(bool)]
-        return _compare(ep, sub, cols, plan, opts, seed, level)
+        from studyhub.stats._compare_endpoint import compare_endpoint
+
+        return compare_endpoint(ep, sub, cols, plan, opts, seed, level)
     if ep.statistic == "mrmc":
-        return _mrmc(ep, data, cols, plan, truth, opts, level)
+        from studyhub.stats._mrmc_endpoint import reader_auc_endpoint
+
+        if inputs.truth is None:
+            raise DataError("mrmc endpoints need the case truth: pass truth='column'")
+        sub = _subset(data, cols, ep, str(opts.pop("item", "diagnosis")))
+        return reader_auc_endpoint(
+            ep,
+            sub,
+            cols,
+            plan,
+            truth=inputs.truth,
+            label=inputs.label,
+            classes=inputs.classes,
+            opts=opts,
+            level=level,
+        )
+    if ep.statistic == "accuracy":
+        from studyhub.stats.accuracy import accuracy_endpoint
+
+        sub = _subset(data, cols, ep, ep.measure, numeric=False)
+        if repeat is not None and repeat in sub.columns:  # first readings only
+            sub = sub[~sub[repeat].astype(bool)]
+        return accuracy_endpoint(
+            ep,
+            sub,
+            cols,
+            label=inputs.label,
+            truth=inputs.truth,
+            prediction=inputs.prediction,
+            opts=opts,
+            level=level,
+        )
+    if ep.statistic == "cue_marks":
+        from studyhub.stats.cue_marks import cue_marks_endpoint
+
+        return cue_marks_endpoint(ep, inputs.marks, cols, opts=opts, level=level)
     if ep.statistic == "spearman":
-        return _spearman(ep, data, cols, plan, metrics, opts, seed, level)
-    from studyhub.stats._agreement_endpoints import agreement_endpoint
+        from studyhub.stats._spearman_endpoint import spearman_endpoint
 
+        return spearman_endpoint(ep, data, cols, plan, inputs.metrics, opts, seed, level)
+    from studyhub.stats._agreement_endpoints import agreement_endpoint, nominal_label
+
+    text = nominal_label(ep, inputs.label, data)
+    sub = _subset(data, cols, ep, ep.measure, numeric=text is None)
     return agreement_endpoint(
-        ep, _subset(data, cols, ep, ep.measure), cols, plan, repeat, opts, seed
+        ep, sub, {**cols, "value": text or cols["value"]}, plan, repeat, opts, seed
     )
-
-
-def _compare(
-    ep: Endpoint,
-    sub: pd.DataFrame,
-    cols: dict[str, str],
-    plan: AnalysisPlan,
-    opts: dict[str, Any],
-    seed: int,
-    level: float,
-) -> _Estimate:
-    from studyhub.stats.compare import compare_arms
-
-    if ep.comparison is None:  # guarded by the plan schema
-        raise DataError(f"endpoint {ep.id!r} has no comparison")
-    res = compare_arms(
-        sub,
-        arm=cols["arm"],
-        rating=cols["value"],
-        rater=cols["rater"],
-        case=cols["case"],
-        contrasts=[(ep.comparison.arm, ep.comparison.versus)],
-        method=ep.statistic,  # type: ignore[arg-type]
-        hypothesis=ep.hypothesis.type,  # type: ignore[arg-type]
-        margin=ep.hypothesis.margin or 0.0,
-        alpha=plan.alpha,
-        multiplicity="none",
-        seed=seed,
-        confidence=level,
-        sides=1,
-        **opts,
-    )
-    row = res.contrasts.iloc[0]
-    return _Estimate(
-        float(row["estimate"]),
-        float(row["ci_low"]),
-        float(row["ci_high"]),
-        float(row["p_value"]),
-        res.n_raters,
-        res.n_cases,
-        {
-            "method": ep.statistic,
-            "variance_components": res.variance_components,
-            **{k: res.details[k] for k in ("random_effects", "converged") if k in res.details},
-        },
-    )
-
-
-def _mrmc(
-    ep: Endpoint,
-    data: pd.DataFrame,
-    cols: dict[str, str],
-    plan: AnalysisPlan,
-    truth: str | None,
-    opts: dict[str, Any],
-    level: float,
-) -> _Estimate:
-    from studyhub.stats.mrmc import mrmc
-
-    if truth is None:
-        raise DataError("mrmc endpoints need the case truth: pass truth='column'")
-    item = str(opts.pop("item", "diagnosis"))
-    if ep.comparison is None:
-        raise DataError(f"endpoint {ep.id!r} has no comparison")
-    sub = _subset(data, cols, ep, item)
-    res = mrmc(
-        sub,
-        reader=cols["rater"],
-        modality=cols["arm"],
-        case=cols["case"],
-        truth=truth,
-        rating=cols["value"],
-        alpha=plan.alpha,
-    )
-    diffs = res.rrrc.differences
-    a, b = ep.comparison.arm, ep.comparison.versus
-    sign = 1.0
-    hit = diffs[(diffs["modality_a"].astype(str) == a) & (diffs["modality_b"].astype(str) == b)]
-    if hit.empty:
-        hit = diffs[(diffs["modality_a"].astype(str) == b) & (diffs["modality_b"].astype(str) == a)]
-        sign = -1.0
-    row = hit.iloc[0]
-    est, se, df = sign * float(row["estimate"]), float(row["stderr"]), float(row["df"])
-    shift = ep.hypothesis.margin or 0.0
-    t = (est + shift) / se
-    q = sps.t.ppf(level, df)  # one-sided lower bound
-    return _Estimate(
-        est,
-        est - q * se,
-        math.inf,
-        float(sps.t.sf(t, df)),
-        res.n_readers,
-        res.n_cases,
-        {"analysis": "Obuchowski-Rockette, random readers and cases (Hillis ddf)", "ddf": df},
-    )
-
-
-def _spearman(
-    ep: Endpoint,
-    data: pd.DataFrame,
-    cols: dict[str, str],
-    plan: AnalysisPlan,
-    metrics: pd.DataFrame | None,
-    opts: dict[str, Any],
-    seed: int,
-    level: float,
-) -> _Estimate:
-    from studyhub.stats.correlation import metric_correlation
-
-    name = ep.measure.removeprefix("metric:")
-    item = opts.pop("item", None)
-    if item is None:
-        raise DataError(
-            f"endpoint {ep.id!r} correlates {name!r} with a rating but names no item; add "
-            "options: {item: ITEM_ID} to the endpoint"
-        )
-    if metrics is None or name not in metrics.columns:
-        raise DataError(
-            f"no stored metric {name!r} for the stimuli; compute it with studyhub explain"
-        )
-    sub = _subset(data, cols, ep, str(item))
-    merged = sub.merge(metrics[[cols["case"], cols["arm"], name]], on=[cols["case"], cols["arm"]])
-    res = metric_correlation(
-        merged,
-        cases=cols["case"],
-        ratings=cols["value"],
-        metric=name,
-        n_boot=int(opts.pop("n_boot", 2000)),
-        seed=seed,
-        confidence=2 * level - 1,  # its lower limit is the one-sided ``level`` bound
-    )
-    return _Estimate(res.estimate, res.ci_low, math.inf, res.p_value, None, res.n_cases)
 
 
 def _decide(
@@ -536,7 +506,7 @@ def _decide(
                 ci_low=est.ci_low,
                 ci_high=est.ci_high,
                 p_value=est.p_value,
-                p_adjusted=p_adj if ep.statistic in COMPARISON_STATISTICS else None,
+                p_adjusted=p_adj if ep.statistic not in _THRESHOLD_STATISTICS else None,
                 n_raters=est.n_raters,
                 n_cases=est.n_cases,
                 ci_level=level.coverage,
@@ -546,6 +516,10 @@ def _decide(
             )
         )
     return results
+
+
+#: Statistics judged by their lower limit alone (no p-value is adjusted).
+_THRESHOLD_STATISTICS = (*AGREEMENT_STATISTICS, *CORRELATION_STATISTICS)
 
 
 def _verdict(ep: Endpoint, est: _Estimate, p: float | None, alpha: float) -> tuple[Verdict, str]:
@@ -561,7 +535,12 @@ def _verdict(ep: Endpoint, est: _Estimate, p: float | None, alpha: float) -> tup
     if p is None or not math.isfinite(p):
         return "NOT EVALUABLE", "no p-value could be computed"
     ok = p < alpha
-    null = "difference <= 0" if h.type == "superiority" else f"difference <= -{h.margin:g}"
+    if h.type == "proportion":
+        null = f"proportion <= {h.threshold:g}"
+    elif h.type == "non_inferiority":
+        null = f"difference <= -{h.margin:g}"
+    else:
+        null = "difference <= 0"
     verdict: Verdict = "PASS" if ok else "FAIL"
     return (
         verdict,
