@@ -43,7 +43,7 @@ def print_criteria(criteria: dict[str, Any], out: Console, *, exploratory: bool 
         + (" — EXPLORATORY" if exploratory else "")
     )
     for col in ("endpoint", "hypothesis", "estimate", "CI", "p (adj.)", "verdict", "why"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "verdict")
     for r in criteria["results"]:
         p = "—" if r.get("p_adjusted") is None else f"{r['p_adjusted']:.4g}"
         est = "—" if r.get("estimate") is None else f"{r['estimate']:.3f}"

@@ -342,14 +342,18 @@ def criteria_cmd(
         typer.Option("--study", help="Apply the plan registered for this study in --db."),
     ] = None,
     measure: Annotated[
-        str,
-        typer.Option(help="Column of the instrument item (studyhub export writes 'item')."),
-    ] = "measure",
+        str | None,
+        typer.Option(
+            help="Column of the instrument item (default: measure, else item as studyhub "
+            "export writes it)."
+        ),
+    ] = None,
     truth: Annotated[
         str | None, typer.Option(help="Column of the case truth (reader-task endpoints).")
     ] = None,
     repeat: Annotated[
-        str | None, typer.Option(help="Column marking repeat readings (intra-rater).")
+        str | None,
+        typer.Option(help="Column marking repeat readings (intra-rater; default: repeat if any)."),
     ] = None,
     metrics: Annotated[
         Path | None, typer.Option(help="CSV of stimulus metrics (case, arm, metric columns).")
@@ -358,7 +362,10 @@ def criteria_cmd(
 ) -> None:
     """Evaluate every endpoint of a plan on a CSV of ratings: PASS, FAIL or NOT EVALUABLE.
 
-    The CSV is long: columns rater, case, arm, measure (the instrument item) and value.
+    The CSV is long: columns rater, case, arm, measure (the instrument item) and value;
+    the answers.csv of studyhub export works as it is (its attention-check rows, flagged
+    in a catch column, are left out). The plan's data rules (excluded raters, washout)
+    are applied by studyhub analyze, not here.
     With --study the registered plan is applied (checked against its registration);
     with --protocol the file's plan, and the first line says whether it is the
     registered one: verdicts of any other plan are exploratory.
@@ -375,8 +382,16 @@ def criteria_cmd(
             "--protocol FILE (a plan file: exploratory unless it is the registered one)"
         )
     plan, seed, warning = _criteria_plan(protocol, study)
+    ratings = read_csv(csv)
+    if "catch" in ratings.columns:
+        ratings = ratings[~ratings["catch"].astype(str).str.lower().isin(("true", "1"))]
+    if measure is None:
+        measure = "item" if "measure" not in ratings.columns and "item" in ratings else "measure"
+    if repeat is None and "repeat" in ratings.columns:
+        repeat = "repeat"
+        ratings = ratings.assign(repeat=ratings["repeat"].astype(str).str.lower() == "true")
     report = evaluate_criteria(
-        read_csv(csv),
+        ratings,
         plan=plan,
         measure=measure,
         truth=truth,

@@ -180,9 +180,11 @@ def compute_results(
     its arguments.
     """
     from studyhub.stats.criteria import evaluate_criteria
+    from studyhub.stats.free_text import free_text_summary
 
     inputs = analysis_inputs(tidy, protocol, plan)
     frame, ruled = inputs["frame"], inputs["ruled"]
+    marks = tidy.marks[~tidy.marks["rater"].isin(ruled.excluded_raters)]
     report = evaluate_criteria(
         frame,
         plan=plan,
@@ -190,14 +192,14 @@ def compute_results(
         repeat="repeat",
         metrics=metrics,
         seed=protocol.seed,
+        label="label",
+        prediction="predicted",
+        marks=marks,
+        classes=list(protocol.data.labels),
     )
     criteria = criteria_dict(report)
     answers = tidy.answers
-    free = answers[(answers["item_type"] == "free_text") & answers["label"].fillna("").ne("")]
-    free_text = {
-        str(item): {str(arm): int(n) for arm, n in g.groupby("arm").size().items()}
-        for item, g in free.groupby("item")
-    }
+    free_text = free_text_summary(answers[answers["kind"] == "read"])
     analysed = frame[frame["kind"] == "read"]
     flow = json_safe(flow)
     flow.setdefault("cases", {})["rated"] = int(

@@ -153,10 +153,10 @@ class TidyData:
         return out
 
 
-def _coded(item: Item, answer: Any) -> tuple[float, str]:
-    """(value, label) of one stored answer (see ``ANSWER_COLUMNS``)."""
-    if answer is None:
-        return (np.nan, "")
+def _coded(item: Item, answer: Any) -> tuple[float, str | None]:
+    """(value, label) of one stored answer (see ``ANSWER_COLUMNS``); unanswered: (nan, None)."""
+    if answer is None or answer == "":
+        return (np.nan, None)
     if item.type == "likert":
         return (float(answer), str(answer))
     if item.type == "yes_no":

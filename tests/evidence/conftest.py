@@ -170,7 +170,7 @@ def rate_all(
                 idempotency_key=uuid.uuid4().hex,
             )
             counts["answers"] += 1
-            if i == 0 and counts["corrections"] == 0 and not expected and item.catch_prompt is None:
+            if i == 0 and not counts["corrections"] and not expected and not item.training:
                 fixed = dict(answers, usefulness=5)
                 correct(
                     store,
