@@ -44,6 +44,7 @@ from studyhub.blinding.plan import Plan, build_plan
 from studyhub.cases.enroll import registered_protocol
 from studyhub.errors import InputError, LifecycleError
 from studyhub.protocol.schema import Protocol
+from studyhub.rating.pseudonyms import pseudonym
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
 from studyhub.store.db import Store
@@ -222,7 +223,7 @@ def assign_study(store: Store, study_id: str | None, *, actor: str) -> AssignRep
             payload={
                 "design": design,
                 "seed": inp.protocol.seed,
-                "raters": [inp.names[r.rater_id] for r in plan.raters],
+                "raters": [pseudonym("rater", r.rater_id) for r in plan.raters],
                 "sessions_per_rater": inp.protocol.reading.sessions,
                 "assignments": total,
                 "kinds": dict(sorted(kinds.items())),

@@ -52,7 +52,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         ] = None,
     ) -> None:
         """Create an account and print its token once (only a hash is stored)."""
-        from studyhub.rating.accounts import add_rater
+        from studyhub.rating.accounts import add_rater, pseudonym
         from studyhub.store.db import open_store
 
         quals = _parse_quals(qual or [])
@@ -69,7 +69,11 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             )
         finally:
             store.dispose()
-        out.print(f"added {new.role} {new.name!r} (hint {new.hint})", markup=False)
+        out.print(
+            f"added {new.role} {new.name!r} (hint {new.hint}; in the audit log "
+            f"{pseudonym(new.role, new.rater_id)})",
+            markup=False,
+        )
         if sso:
             out.print(f"single sign-on: {sso.strip().lower()}", markup=False)
         out.print(f"token: {new.token}", markup=False)
@@ -83,7 +87,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
     def list_(
         study: Annotated[str | None, typer.Option("--study", help="Study id.")] = None,
     ) -> None:
-        """Show accounts: names, roles, token hints, created and revoked times (never tokens)."""
+        """Show accounts: names, audit pseudonyms, roles, token hints, times (never tokens)."""
         from studyhub.rating.accounts import list_raters
         from studyhub.store.db import open_store
 
@@ -95,6 +99,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         table = Table(title="Accounts")
         for col in (
             "name",
+            "pseudonym",
             "role",
             "hint",
             "single sign-on",
@@ -107,6 +112,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             table.add_row(
                 *texts(
                     r.name,
+                    r.pseudonym,
                     r.role,
                     r.hint,
                     r.sso_identity or "",

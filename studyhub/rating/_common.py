@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from studyhub.errors import AccessError, AuthError, InputError
 from studyhub.protocol.schema import Protocol
-from studyhub.rating.accounts import AUTH_FAILED, Principal
+from studyhub.rating.accounts import AUTH_FAILED, Principal, pseudonym
 from studyhub.store.models import Assignment, Consent, Rater, Response, Study
 from studyhub.store.studies import registered_protocol_of
 
@@ -54,6 +54,11 @@ class Caller:
     state: str
     registration_hash: str
     consented: bool
+
+    @property
+    def pseudonym(self) -> str:
+        """The account's actor in the audit log, e.g. ``rater-12`` (never its name)."""
+        return pseudonym(self.role, self.rater_id)
 
 
 def consent_sha256(protocol: Protocol) -> str:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from studyhub.errors import AuthError, InputError
 from studyhub.rating import throttle
+from studyhub.rating.pseudonyms import PSEUDONYM_RE, pseudonym
 from studyhub.rating.qualifications import check_qualifications
 from studyhub.rating.throttle import (
     THROTTLE_WINDOW,
@@ -60,6 +61,7 @@ __all__ = [
     "authenticate",
     "list_raters",
     "normalise_identity",
+    "pseudonym",
     "revoke_rater",
     "sso_taken",
 ]
@@ -91,7 +93,7 @@ class Principal:
     rater_id : int
         The account's row id.
     name : str
-        The account's name (the audit log's actor).
+        The account's name (shown to the person; never written to the audit log).
     role : {"rater", "monitor", "admin"}
         What the account may do.
     study_id : str
@@ -102,6 +104,11 @@ class Principal:
     name: str
     role: str
     study_id: str
+
+    @property
+    def pseudonym(self) -> str:
+        """The account's actor in the audit log (:func:`pseudonym`), e.g. ``rater-12``."""
+        return pseudonym(self.role, self.rater_id)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class RaterInfo:
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     sso_identity: str | None = None
+    #: The account's name in the audit log and the export (``rater-12``).
+    pseudonym: str = ""
 
     @classmethod
     def of(cls, rater: Rater) -> RaterInfo:
@@ -138,6 +147,7 @@ class RaterInfo:
             rater.created_at,
             rater.revoked_at,
             rater.sso_identity,
+            pseudonym(rater.role, rater.id),
         )
 
 
@@ -193,7 +203,8 @@ def add_rater(
     study_id : str or None
         The study (``None``: the only study in the store).
     name : str
-        A unique name within the study (shown to monitors, used in the audit log).
+        A unique name within the study (shown to monitors; the audit log names the
+        account by its :func:`pseudonym` instead).
     role : {"rater", "monitor", "admin"}
         What the account may do.
     qualifications : mapping, optional
@@ -213,7 +224,8 @@ def add_rater(
     Raises
     ------
     InputError
-        For an unknown role, an empty or taken name, or bad qualifications.
+        For an unknown role, an empty or taken name, a name shaped like a
+        pseudonym (``rater``, ``monitor-3``), or bad qualifications.
     LifecycleError
         When the study no longer accepts raters.
     """
@@ -224,6 +236,11 @@ def add_rater(
         raise InputError(
             f"rater name {name!r} must be 1 to {_MAX_NAME} characters; give e.g. a person's "
             "initials or a pseudonym"
+        )
+    if PSEUDONYM_RE.match(name):
+        raise InputError(
+            f"rater name {name!r} looks like an audit pseudonym (the audit log calls every "
+            "account role-id, e.g. rater-12); give e.g. the person's initials"
         )
     identity = None if sso_identity is None else normalise_identity(sso_identity)
     with store.write() as s:
@@ -266,10 +283,9 @@ def add_rater(
             study_id=study.id,
             payload={
                 "rater_id": rater.id,
-                "name": name,
+                "pseudonym": pseudonym(role, rater.id),
                 "role": role,
-                "hint": hint,
-                "sso_identity": identity,
+                "sso_linked": identity is not None,
             },
         )
         return NewRater(rater.id, name, role, hint, token)
@@ -301,7 +317,7 @@ def revoke_rater(store: Store, study_id: str | None, name: str, *, actor: str) -
                 actor=actor,
                 action="rater_revoke",
                 study_id=study.id,
-                payload={"rater_id": rater.id, "name": rater.name, "hint": rater.token_hint},
+                payload={"rater_id": rater.id, "pseudonym": pseudonym(rater.role, rater.id)},
             )
         return RaterInfo.of(rater)
 

@@ -147,7 +147,7 @@ def _record(store: Store, principal: Principal, statement_sha256: str) -> dt.dat
         s.flush()
         append_event(
             s,
-            actor=who.name,
+            actor=who.pseudonym,
             action="consent",
             study_id=who.id,
             payload={"rater_id": who.rater_id, "statement_sha256": digest},

@@ -320,7 +320,7 @@ def _insert(store: Store, c: _Checked) -> SubmitResult:
             bind_rows(s, "reading_session", [c.session_id])
         append_event(
             s,
-            actor=c.who.name,
+            actor=c.who.pseudonym,
             action="response",
             study_id=c.who.id,
             payload={
@@ -415,7 +415,7 @@ def _correct_locked(
         s.flush()
         append_event(
             s,
-            actor=who.name,
+            actor=who.pseudonym,
             action="response_correct",
             study_id=who.id,
             payload={

@@ -291,7 +291,7 @@ def next_item(store: Store, principal: Principal) -> ServedItem | None:
             assignment_id=nxt.assignment_id,
             session_id=nxt.session_id,
             rater_id=who.rater_id,
-            actor=who.name,
+            actor=who.pseudonym,
             study_id=who.id,
             washout_days=protocol.reading.washout_days,
             served_at=now,

@@ -24,6 +24,7 @@ from studyhub.rating.accounts import (
     account_named,
     attempt_key,
     normalise_identity,
+    pseudonym,
     sso_taken,
 )
 from studyhub.store.audit import append_event
@@ -45,6 +46,10 @@ def link_sso(
 ) -> RaterInfo:
     """Link an account to a single sign-on identity (``None`` removes the link).
 
+    The ``rater_sso_link`` audit event names the account by its pseudonym and
+    says whether it was and is linked; the addresses themselves stay in the
+    account row (whose digest the event binds), never in the audit log.
+
     Raises
     ------
     InputError
@@ -65,9 +70,9 @@ def link_sso(
                 study_id=study.id,
                 payload={
                     "rater_id": rater.id,
-                    "name": rater.name,
-                    "old": rater.sso_identity,
-                    "new": address,
+                    "pseudonym": pseudonym(rater.role, rater.id),
+                    "was_linked": rater.sso_identity is not None,
+                    "linked": address is not None,
                 },
             )
             rater.sso_identity = address

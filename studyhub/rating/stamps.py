@@ -60,7 +60,7 @@ class Stamp:
     rater_id : int
         The rater it was served to.
     actor, study_id : str
-        The rater's name (the audit log's actor) and the study.
+        The rater's pseudonym (the audit log's actor, e.g. ``rater-12``) and the study.
     washout_days : int
         The protocol's washout before the next session opens.
     served_at : datetime

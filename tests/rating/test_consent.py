@@ -57,7 +57,11 @@ def test_consent_is_stored_once_with_one_audit_event(make_study) -> None:  # typ
     assert _count(rs, Consent) == 1
     with rs.store.session() as s:
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "consent")))
-        assert len(events) == 1 and digest in events[0].payload and events[0].actor == "alice"
+        assert (
+            len(events) == 1
+            and digest in events[0].payload
+            and events[0].actor == f"rater-{alice.rater_id}"
+        )
         assert verify_chain(s).ok
     assert next_item(rs.store, alice) is not None
     rows = {r.name: r.consented for r in monitor_summary(rs.store, rs.principals["monica"]).raters}

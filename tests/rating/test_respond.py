@@ -39,7 +39,8 @@ def test_submit_stores_one_timestamped_response_with_its_audit_event(rs: RatingS
     assert row.time_on_task_ms == 5300 and row.assignment_id == item.assignment_id
     with rs.store.session() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.action == "response")).one()
-        assert ev.actor == "alice" and str(row.id) in ev.payload
+        assert ev.actor == rs.principals["alice"].pseudonym and str(row.id) in ev.payload
+        assert ev.actor == f"rater-{row.rater_id}" and "alice" not in ev.payload
         assert "edge glare" not in ev.payload  # a digest, not the answers
         assert verify_chain(s).ok
         a = s.get_one(Assignment, item.assignment_id)

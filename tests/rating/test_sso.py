@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -21,7 +23,14 @@ def test_a_linked_address_signs_in_as_its_account_in_any_case(rs: RatingStudy) -
     assert next_item(rs.store, p) is not None  # the same queue, consent and role as the token
     with rs.store.session() as s:
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "rater_sso_link"))
-        assert "alice@clinic.example" in event.payload and event.actor == "lead"
+        # The audit log names the account by pseudonym, never by name or address.
+        assert json.loads(event.payload) == {
+            "rater_id": p.rater_id,
+            "pseudonym": f"rater-{p.rater_id}",
+            "was_linked": False,
+            "linked": True,
+        }
+        assert event.actor == "lead" and "alice" not in event.payload.lower()
         assert s.scalars(select(AuthAttempt.ok).order_by(AuthAttempt.id.desc())).first() is True
         assert verify_chain(s).ok
 
