@@ -123,8 +123,10 @@ MARK_COLUMNS: Final[dict[str, tuple[str, str]]] = {
 
 
 def rater_pseudonym(rater_id: int, role: str = "rater") -> str:
-    """The pseudonym of an account in exports, reports and the audit log."""
-    return f"{role}-{rater_id}"
+    """The pseudonym of an account in exports and reports: the audit log's."""
+    from studyhub.rating.pseudonyms import pseudonym
+
+    return pseudonym(role, rater_id)
 
 
 def case_pseudonym(case_id: int) -> str:

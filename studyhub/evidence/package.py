@@ -54,9 +54,29 @@ from studyhub.store.verify import verify_store
 
 __all__ = ["PACKAGE_LAYOUT", "PackageResult", "build_package", "sha256_file"]
 
-PACKAGE_LAYOUT: Final = (
-    __doc__.split("Layout", 1)[1].split("Nothing in it", 1)[0] if __doc__ else ""
-)
+#: What the package holds, file by file (README.txt in the package repeats it).
+PACKAGE_LAYOUT: Final = """
+    README.txt                     what is here and how to verify it
+    protocol/protocol.yaml         the protocol as registered (its text as written)
+    protocol/plan.yaml             the analysis plan as registered
+    protocol/registration.json     hashes, registration time, canonical texts
+    protocol/amendments.json       every amendment with its reason and texts
+    cases/sampling_report.json     the sampling (or enrollment) reports
+    cases/masks/case-<n>.png       region masks of cases with cue marks (given --data)
+    explanations/provenance.jsonl  per stimulus: case, arm, method, settings, metrics, hashes
+    stimuli/<code>.png             every stimulus as raters saw it
+    data/answers.csv, marks.csv, cases.csv, data_dictionary.csv: the de-identified export
+    audit/events.jsonl             the audit chain (other studies' events sealed to hashes)
+    audit/rows/<table>.jsonl       every row of the study the chain binds
+    audit/head.json                the chain's head at packaging
+    audit/verification.txt         studyhub audit verify at packaging
+    results/results.json           the analysis run's results
+    results/analysis_run.json      the run: plan hash, software, times
+    report/report.html, report.pdf the study report (same sections)
+    environment.json               package versions, platform, device
+    ro-crate-metadata.json         RO-Crate description of every file
+    SHA256SUMS                     the SHA-256 of every other file
+"""
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,8 @@ def load_scratch(
             table = Base.metadata.tables[name]
             batch = []
             for entry in rows.get(name, []):
-                values = {c: decode_value(v) for c, v in entry["values"].items()}
+                values: dict[str, Any] = dict.fromkeys(table.columns.keys())
+                values.update({c: decode_value(v) for c, v in entry["values"].items()})
                 for col in (*entry.get("hashes", {}), *entry.get("withheld", [])):
                     values[col] = _placeholder(name, col, entry["pk"], values)
                 for (t, pk, col), data in blobs.items():
@@ -245,6 +246,8 @@ def load_scratch(
             if batch:
                 conn.execute(insert(table), batch)
         full = [dict(e) for e in events if not e.get("sealed")]
+        for e in full:
+            e.setdefault("rows", None)
         if full:
             conn.execute(
                 insert(AuditEvent.__table__),  # type: ignore[arg-type]
