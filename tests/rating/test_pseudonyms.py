@@ -90,6 +90,7 @@ def test_no_event_names_an_account_after_a_scripted_study(make_study) -> None:  
         add = [json.loads(e.payload) for e in events if e.action == "rater_add"]
         assert {a["pseudonym"] for a in add} == {pseudonym(r.role, r.id) for r in raters.values()}
         assert identity_leaks(s, STUDY) == []
+    with rs.store.snapshot() as s:
         report = verify_store(s)
         assert report.ok, report.render()
 
