@@ -42,8 +42,8 @@ def print_criteria(criteria: dict[str, Any], out: Console, *, exploratory: bool 
         f"{criteria['multiplicity']} over {len(family)} primary comparison(s))"
         + (" — EXPLORATORY" if exploratory else "")
     )
-    for col in ("endpoint", "hypothesis", "estimate", "CI", "p (adj.)", "verdict", "why"):
-        table.add_column(col, no_wrap=col == "verdict")
+    for col in ("endpoint", "estimate", "CI", "p (adj.)", "verdict"):
+        table.add_column(col, no_wrap=col in ("verdict", "CI"))
     for r in criteria["results"]:
         p = "—" if r.get("p_adjusted") is None else f"{r['p_adjusted']:.4g}"
         est = "—" if r.get("estimate") is None else f"{r['estimate']:.3f}"
@@ -52,8 +52,12 @@ def print_criteria(criteria: dict[str, Any], out: Console, *, exploratory: bool 
         if r.get("ci_level") is not None and ci != "—":
             ci += f" ({100 * r['ci_level']:.4g} %)"
         verdict = f"{r['verdict']} (exploratory)" if exploratory else r["verdict"]
-        table.add_row(*map(Text, (name, r["hypothesis"], est, ci, p, verdict, r["reason"])))
+        table.add_row(*map(Text, (name, est, ci, p, verdict)))
     out.print(table)
+    out.print("Why each verdict:", markup=False)
+    for r in criteria["results"]:
+        line = f"- {r['endpoint']} ({r['hypothesis']}): {r['verdict']}: {r['reason']}"
+        out.print(line, markup=False)
     out.print("Success criteria as registered (verbatim):", markup=False)
     for r in criteria["results"]:
         out.print(f"- {r['endpoint']}: {r['criterion']}", markup=False)

@@ -160,18 +160,49 @@ def mrmc_cmd(
     threshold: Annotated[
         float | None, typer.Option(help="Ratings at or above it count as positive.")
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            help="Diagnosis answers: column of the chosen class (the rating column then holds "
+            "the confidence 0-100 in it, the truth column the case's class); needs --positive."
+        ),
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(help="With --label: the positive class(es), comma-separated."),
+    ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     imrmc_out: Annotated[
         Path | None, typer.Option("--imrmc-out", help="Also write the data in iMRMC format.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Obuchowski-Rockette MRMC ROC analysis (Hillis ddf), as OR-DBM MRMC and iMRMC report."""
+    """Obuchowski-Rockette MRMC ROC analysis (Hillis ddf), as OR-DBM MRMC and iMRMC report.
+
+    Diagnosis answers (a class and a confidence, as studyhub export writes them) are
+    turned into the confidence that the case is positive: the confidence when the
+    chosen class is positive, else 100 minus it (give --label and --positive).
+    """
     from studyhub.stats import mrmc, write_imrmc
 
     if imrmc_out is not None:
         writable_file(imrmc_out, option="--imrmc-out")
     data = read_csv(csv)
+    if (label is None) != (positive is None):
+        raise InputError(
+            "--label and --positive go together: give the column of the chosen class and the "
+            "positive class(es), e.g. --label label --positive lesion"
+        )
+    if label is not None and positive is not None:
+        from studyhub.stats._data import require_columns
+        from studyhub.stats._mrmc_endpoint import positivity_ratings
+
+        require_columns(data, label=label, rating=rating, truth=truth)
+        classes = [c.strip() for c in positive.split(",") if c.strip()]
+        data = positivity_ratings(data, label=label, value=rating, truth=truth, positive=classes)
+        data = data.drop(columns=[rating, truth]).rename(
+            columns={"_rating": rating, "_truth": truth}
+        )
     res = mrmc(
         data,
         reader=reader,

@@ -184,7 +184,9 @@ def compute_results(
 
     inputs = analysis_inputs(tidy, protocol, plan)
     frame, ruled = inputs["frame"], inputs["ruled"]
-    marks = tidy.marks[~tidy.marks["rater"].isin(ruled.excluded_raters)]
+    marks = tidy.marks[
+        (tidy.marks["kind"] == "read") & ~tidy.marks["rater"].isin(ruled.excluded_raters)
+    ]
     report = evaluate_criteria(
         frame,
         plan=plan,

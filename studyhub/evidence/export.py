@@ -111,6 +111,7 @@ MARK_COLUMNS: Final[dict[str, tuple[str, str]]] = {
     "case": ("string", "case pseudonym"),
     "stimulus": ("string", "opaque code of the stimulus marked"),
     "arm": ("string", "protocol arm id after unblinding; before, the opaque code"),
+    "kind": ("string", "the item the mark was placed on: read, catch or repeat"),
     "x": ("number", "horizontal position, fraction of the image width from the left"),
     "y": ("number", "vertical position, fraction of the image height from the top"),
     "tag": ("string", "correct or misleading cue"),
@@ -285,6 +286,7 @@ def tidy_data(
             mark_rows.append(
                 {
                     **{k: base[k] for k in ("rater", "case", "stimulus", "arm")},
+                    "kind": a.kind,
                     "x": float(mark["x"]),
                     "y": float(mark["y"]),
                     "tag": mark["tag"],

@@ -396,6 +396,8 @@ def _run(
         if inputs.truth is None:
             raise DataError("mrmc endpoints need the case truth: pass truth='column'")
         sub = _subset(data, cols, ep, str(opts.pop("item", "diagnosis")))
+        if repeat is not None and repeat in sub.columns:  # first readings only
+            sub = sub[~sub[repeat].astype(bool)]
         return reader_auc_endpoint(
             ep,
             sub,

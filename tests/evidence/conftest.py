@@ -193,6 +193,7 @@ def build_rated(
     seed: int = 7,
     fail_catch: bool = False,
     do_close: bool = True,
+    rate: Callable[[Store, dict[str, str]], object] | None = None,
 ) -> Rated:
     register(store, load_study(protocol_path), actor="lead")
     rng = np.random.default_rng(seed)
@@ -205,7 +206,10 @@ def build_rated(
         for n in names
     }
     assign_study(store, STUDY, actor="lead")
-    rate_all(store, tokens, seed=seed, fail_catch=names[-1] if fail_catch else None)
+    if rate is not None:
+        rate(store, tokens)
+    else:
+        rate_all(store, tokens, seed=seed, fail_catch=names[-1] if fail_catch else None)
     if do_close:
         close(store, STUDY, actor="lead")
     return Rated(store, protocol_path, names, tokens, n_cases)
