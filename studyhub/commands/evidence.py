@@ -94,7 +94,10 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
 
         store = open_store(state.db, create=False)
         try:
-            outcome = analyze_study(store, study, actor=state.actor, reason=reason, data_dir=data)
+            with out.status("unblinding and evaluating the registered plan ..."):
+                outcome = analyze_study(
+                    store, study, actor=state.actor, reason=reason, data_dir=data
+                )
         finally:
             store.dispose()
         res = outcome.results
@@ -139,7 +142,8 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         writable_folder(out_dir, option="--out")
         store = open_store(state.db, create=False)
         try:
-            res = build_package(store, study, out_dir, actor=state.actor, data_dir=data)
+            with out.status("writing the evidence package (data, audit rows, report, zip) ..."):
+                res = build_package(store, study, out_dir, actor=state.actor, data_dir=data)
         finally:
             store.dispose()
         out.print(
@@ -160,7 +164,8 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         """
         from studyhub.evidence.verify import verify_package
 
-        report = verify_package(package_path)
+        with out.status("checking checksums, the audit chain and rows, re-running the analysis"):
+            report = verify_package(package_path)
         for line in report.render():
             out.print(line, markup=False, soft_wrap=True)
         if not report.ok:

@@ -225,3 +225,20 @@ def test_verify_refuses_a_zip_with_unsafe_paths(tmp_path: Path, cli) -> None:  #
     assert res.exit_code == 2
     assert "is not an evidence package zip (unsafe paths" in res.stderr
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_package_refuses_an_audit_log_that_names_a_rater(rated: Rated, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # a store written before accounts were named by pseudonym: an event naming a rater
+    from studyhub.store.audit import append_event
+
+    analyze_study(rated.store, None, actor="lead", reason="primary analysis")
+    with rated.store.write() as s:
+        append_event(
+            s, actor="lead", action="note", study_id="inspection_demo", payload={"who": "dr_c"}
+        )
+    out = tmp_path / "out"
+    res = cli("--db", rated.store.url, "package", "--out", str(out))
+    assert res.exit_code == 2
+    assert "names rater accounts in 1 event(s)" in res.stderr
+    assert "dr_c" not in res.stderr  # the refusal itself names no one
+    assert not out.exists() or not any(out.iterdir())
