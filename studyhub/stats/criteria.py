@@ -370,6 +370,13 @@ def _subset(
     return sub.assign(**{cols["value"]: require_numeric(sub, cols["value"], role="value")})
 
 
+def _first_readings(sub: pd.DataFrame, repeat: str | None) -> pd.DataFrame:
+    """``sub`` without repeat readings (they belong to the intra-rater analysis)."""
+    if repeat is not None and repeat in sub.columns:
+        return sub[~sub[repeat].astype(bool)]
+    return sub
+
+
 def _run(
     ep: Endpoint,
     data: pd.DataFrame,
@@ -385,8 +392,7 @@ def _run(
     repeat = inputs.repeat
     if ep.statistic in COMPARISON_STATISTICS and ep.statistic != "mrmc":
         sub = _subset(data, cols, ep, ep.measure)
-        if repeat is not None and repeat in sub.columns:  # first readings only
-            sub = sub[~sub[repeat].astype(bool)]
+        sub = _first_readings(sub, repeat)
         from studyhub.stats._compare_endpoint import compare_endpoint
 
         return compare_endpoint(ep, sub, cols, plan, opts, seed, level)
@@ -396,8 +402,7 @@ def _run(
         if inputs.truth is None:
             raise DataError("mrmc endpoints need the case truth: pass truth='column'")
         sub = _subset(data, cols, ep, str(opts.pop("item", "diagnosis")))
-        if repeat is not None and repeat in sub.columns:  # first readings only
-            sub = sub[~sub[repeat].astype(bool)]
+        sub = _first_readings(sub, repeat)
         return reader_auc_endpoint(
             ep,
             sub,
@@ -413,8 +418,7 @@ def _run(
         from studyhub.stats.accuracy import accuracy_endpoint
 
         sub = _subset(data, cols, ep, ep.measure, numeric=False)
-        if repeat is not None and repeat in sub.columns:  # first readings only
-            sub = sub[~sub[repeat].astype(bool)]
+        sub = _first_readings(sub, repeat)
         return accuracy_endpoint(
             ep,
             sub,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from studyhub.evidence.analyze import criteria_dict
 from studyhub.evidence.report import (
     AmendmentRecord,
     CalibrationData,
@@ -110,19 +110,6 @@ def _png(seed: int, size: int = 48) -> bytes:
     buf = io.BytesIO()
     Image.fromarray((255 * rgb).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _json_safe(value: Any) -> Any:
-    """As results.json stores numbers: non-finite floats become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
 
 
 def answers_frame(seed: int = 11) -> pd.DataFrame:
@@ -231,16 +218,7 @@ def _criteria(plan_dir: str) -> dict[str, Any]:
     report = evaluate_criteria(
         data, plan=plan, repeat="repeat", metrics=metrics_frame(answers), seed=20261126
     )
-    return {
-        "plan_id": report.plan_id,
-        "alpha": report.alpha,
-        "confidence": report.confidence,
-        "multiplicity": report.multiplicity,
-        "family": report.family,
-        "success": report.success,
-        "success_rule": report.success_rule,
-        "results": [_json_safe(dataclasses.asdict(r)) for r in report.results],
-    }
+    return criteria_dict(report)  # as analyze stores it
 
 
 def report_input(plan_dir: Path, **changes: Any) -> ReportInput:
