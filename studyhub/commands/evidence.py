@@ -30,6 +30,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
     def export(
         out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables into.")],
         study: StudyOpt = None,
+        data: DataOpt = None,
         fmt: Annotated[
             str,
             typer.Option("--format", help="csv, parquet or both (with a data dictionary)."),
@@ -42,6 +43,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
         """
         from studyhub.commands.outputs import writable_folder
         from studyhub.errors import InputError
+        from studyhub.evidence.analyze import load_masks, marked_case_keys
         from studyhub.evidence.export import tidy_data, write_tables
         from studyhub.store.db import open_store
         from studyhub.store.studies import get_study, registered_protocol_of
@@ -56,14 +58,19 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                 row = get_study(s, study)
                 protocol = registered_protocol_of(s, row)
                 unblinded = row.unblinded_at is not None
-                data = tidy_data(s, row, protocol, unblinded=unblinded)
+                masks = (
+                    load_masks(protocol, row, data, marked_case_keys(s, row.id))
+                    if unblinded
+                    else None
+                )
+                tidy = tidy_data(s, row, protocol, unblinded=unblinded, masks=masks)
         finally:
             store.dispose()
-        written = write_tables(data, out_dir, formats[fmt])
+        written = write_tables(tidy, out_dir, formats[fmt])
         view = "unblinded" if unblinded else "blinded (monitor view: arms as opaque codes)"
         out.print(
-            f"study {data.study_id}: {len(data.answers)} answers, {len(data.marks)} cue marks, "
-            f"{len(data.missing)} readings without an answer; {view}",
+            f"study {tidy.study_id}: {len(tidy.answers)} answers, {len(tidy.marks)} cue marks, "
+            f"{len(tidy.missing)} readings without an answer; {view}",
             markup=False,
         )
         for path in written:

@@ -384,7 +384,7 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].map(lambda t: None if pd.isna(t) else t.isoformat())
-    out.to_csv(buf, index=False, lineterminator="\n", float_format="%.17g")
+    out.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 
