@@ -125,10 +125,25 @@ def verify_package(path: Path) -> VerifyReport:
             report.problems.append(f"the package's records cannot be read: {exc}")
             return report
         study_id = str(registration.get("study_id"))
-        recorded, mine = _chain(events, root, study_id, report)
-        _rows(root, rows, recorded, mine, report)
-        _registration(root, registration, rows, events, report)
-        _analysis(root, rows, events, results, study_id, report)
+        recorded: dict[tuple[str, str], str | None] = {}
+        mine: set[tuple[str, str]] = set()
+        steps = (
+            ("audit/events.jsonl", lambda: _chain(events, root, study_id, report)),
+            ("audit/rows", lambda: _rows(root, rows, recorded, mine, report)),
+            ("protocol/", lambda: _registration(root, registration, rows, events, report)),
+            ("results/", lambda: _analysis(root, rows, events, results, study_id, report)),
+        )
+        for where, step in steps:
+            try:
+                out = step()
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as exc:
+                report.problems.append(
+                    f"{where}: malformed ({type(exc).__name__}: {exc}); the package was not "
+                    "written by studyhub package or was edited"
+                )
+                continue
+            if where == "audit/events.jsonl" and out is not None:
+                recorded, mine = out
         return report
 
 

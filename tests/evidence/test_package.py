@@ -242,3 +242,14 @@ def test_package_refuses_an_audit_log_that_names_a_rater(rated: Rated, cli, tmp_
     assert "names rater accounts in 1 event(s)" in res.stderr
     assert "dr_c" not in res.stderr  # the refusal itself names no one
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_malformed_record_is_reported_not_crashed_on(
+    packaged: PackageResult, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    folder = _copy(packaged, tmp_path, "garbage")
+    (folder / "audit" / "events.jsonl").write_text('{"seq": 1}\n')
+    _reseal(folder)
+    res = cli("verify", str(folder))
+    assert res.exit_code == 2
+    assert "audit/events.jsonl: malformed (KeyError: 'prev_hash')" in res.stdout
