@@ -63,7 +63,7 @@ def _check_choice(scheduler: str | None, workers: int | None) -> None:
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
     """A Dask client: on a new local cluster of ``workers`` processes, or on ``scheduler``.
 
-    The local cluster (one thread per worker process, no dashboard) is closed on exit;
+    The local cluster (one thread per worker process) is closed on exit;
     an existing cluster is left running.
 
     Raises
@@ -99,7 +99,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: never collides with another cluster
     )
     try:
         with Client(cluster) as client:
