@@ -25,13 +25,16 @@ from studyhub import __version__
 from studyhub.cluster import TASK_RETRIES
 from studyhub.errors import DataError, InputError, StudyhubError
 from studyhub.explain.compute import CaseInput, StimulusOutput, compute_stimuli, item_seed
+from studyhub.protocol.load import canonical_json
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
     from studyhub.models import LoadedModel
+    from studyhub.protocol.schema import Protocol
+    from studyhub.store.models import Arm
 
-__all__ = ["ClusterDispatch", "ExplainTask", "ModelRef", "TaskResult", "run_task"]
+__all__ = ["ClusterDispatch", "ExplainTask", "ModelRef", "TaskResult", "explain_task", "run_task"]
 
 #: Tasks in flight per worker thread: enough to keep every worker busy, few enough that
 #: the case images of a large study are not all in memory at once.
@@ -72,6 +75,33 @@ class TaskResult:
     outputs: list[StimulusOutput] = field(default_factory=list)
     error: StudyhubError | None = None
     worker: str = ""
+
+
+def explain_task(
+    protocol: Protocol,
+    arm: Arm,
+    model: LoadedModel,
+    cases: list[CaseInput],
+    device: str,
+    metrics: bool,
+) -> ExplainTask:
+    """The task of one arm over one batch of cases: the batch a run in-process computes."""
+    weights = model.weights_file
+    return ExplainTask(
+        protocol_json=canonical_json(protocol),
+        arm_key=arm.arm_key,
+        method=arm.method,
+        params=dict(arm.params),
+        model=ModelRef(
+            entry_point=model.entry_point,
+            weights=None if weights is None else str(weights.resolve()),
+            weights_sha256=model.weights_sha256,
+        ),
+        cases=cases,
+        seeds=[item_seed(protocol.seed, c.case_key, arm.arm_key) for c in cases],
+        device=device,
+        metrics=metrics,
+    )
 
 
 _MODELS: dict[tuple[str, str | None, str, str], LoadedModel] = {}

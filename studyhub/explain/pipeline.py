@@ -34,12 +34,10 @@ from studyhub.explain.compute import (
     array_from_bytes,
     attribution_sha256,
     compute_stimuli,
-    item_seed,
     render_views,
 )
-from studyhub.explain.distributed import ClusterDispatch, ExplainTask, ModelRef
+from studyhub.explain.distributed import ClusterDispatch, explain_task
 from studyhub.models import LoadedModel, load_model
-from studyhub.protocol.load import canonical_json
 from studyhub.protocol.schema import Protocol
 from studyhub.store import lifecycle
 from studyhub.store.audit import append_event
@@ -142,28 +140,6 @@ _Row = tuple[Case, Prediction, CaseRecord]
 _Payload = tuple[Arm, list[_Row]]
 
 
-def _task(
-    ctx: _Context, arm: Arm, inputs: list[CaseInput], device: str, metrics: bool
-) -> ExplainTask:
-    """The cluster task of one arm over one batch: the same batch as in-process."""
-    weights = ctx.model.weights_file
-    return ExplainTask(
-        protocol_json=canonical_json(ctx.protocol),
-        arm_key=arm.arm_key,
-        method=arm.method,
-        params=dict(arm.params),
-        model=ModelRef(
-            entry_point=ctx.model.entry_point,
-            weights=None if weights is None else str(weights.resolve()),
-            weights_sha256=ctx.model.weights_sha256,
-        ),
-        cases=inputs,
-        seeds=[item_seed(ctx.protocol.seed, c.case_key, arm.arm_key) for c in inputs],
-        device=device,
-        metrics=metrics,
-    )
-
-
 def _inputs(ctx: _Context, chunk: list[tuple[Case, Prediction, CaseRecord]]) -> list[CaseInput]:
     labels = ctx.protocol.data.labels
     out = []
@@ -246,7 +222,9 @@ def explain_study(
             for group in _same_shape(inputs):
                 chunk = [loaded[i] for i in group]
                 if cluster is not None:
-                    task = _task(ctx, arm, [inputs[i] for i in group], device, metrics)
+                    task = explain_task(
+                        ctx.protocol, arm, ctx.model, [inputs[i] for i in group], device, metrics
+                    )
                     for (done_arm, done_chunk), outputs in cluster.submit(task, (arm, chunk)):
                         store_batch(done_arm, done_chunk, outputs)
                     continue
