@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studyhub.commands.plan import plan_power
 from studyhub.protocol import load_study
 from tests.paths import DEMO_PROTOCOL
@@ -38,3 +40,19 @@ def test_plan_without_power_section_is_refused(cli, demo_copy: Path) -> None:  #
     result = cli("power", str(demo_copy))
     assert result.exit_code == 2
     assert "has no power section" in result.stderr
+
+
+def test_power_on_two_workers_equals_one_process(cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("distributed")
+    here = cli("power", str(DEMO_PROTOCOL), "--n-sims", "300")
+    there = cli("power", str(DEMO_PROTOCOL), "--n-sims", "300", "--workers", "2")
+    assert here.exit_code == 0 and there.exit_code == 0, there.output
+    assert "power" in here.stdout
+    assert there.stdout == here.stdout
+
+
+def test_power_with_workers_and_a_scheduler_is_refused(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("power", str(DEMO_PROTOCOL), "--workers", "2", "--scheduler", "tcp://h:8786")
+    assert result.exit_code == 2
+    assert "both --scheduler tcp://h:8786 and --workers 2 were given" in result.stderr
+    assert "not both" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
@@ -9,8 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from studyhub.cluster import dask_client
 from studyhub.commands.cases import DataDirOption, _data_dir
+from studyhub.commands.cluster import SchedulerOption, WorkersOption
 from studyhub.commands.render import texts
+from studyhub.errors import InputError
 
 __all__ = ["register_commands"]
 
@@ -35,11 +39,19 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             bool, typer.Option("--metrics/--no-metrics", help="Compute faithfulness metrics.")
         ] = True,
         data_dir: DataDirOption = None,
+        workers: WorkersOption = None,
+        scheduler: SchedulerOption = None,
     ) -> None:
         """Generate every arm for every enrolled case (idempotent), or verify stored ones."""
         from studyhub.explain.pipeline import explain_study, verify_stimuli
         from studyhub.store.db import open_store
 
+        on_cluster = workers is not None or scheduler is not None
+        if verify is not None and on_cluster:
+            raise InputError(
+                f"--verify {verify} recomputes stimuli on this machine; drop --workers / "
+                "--scheduler (or run explain on the cluster without --verify)"
+            )
         store = open_store(state.db, create=False)
         try:
             if verify is not None:
@@ -76,16 +88,21 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                 def tick(arm: str, done: int, total: int) -> None:
                     bar.update(task, completed=done, total=total, description=f"explaining ({arm})")
 
-                summary = explain_study(
-                    store,
-                    study,
-                    data_dir=_data_dir(data_dir),
-                    actor=state.actor,
-                    device=device,
-                    batch_size=batch_size,
-                    metrics=metrics,
-                    progress=tick,
-                )
+                with ExitStack() as stack:
+                    client = (
+                        stack.enter_context(dask_client(scheduler, workers)) if on_cluster else None
+                    )
+                    summary = explain_study(
+                        store,
+                        study,
+                        data_dir=_data_dir(data_dir),
+                        actor=state.actor,
+                        device=device,
+                        batch_size=batch_size,
+                        metrics=metrics,
+                        progress=tick,
+                        client=client,
+                    )
         finally:
             store.dispose()
         if summary.computed == 0:

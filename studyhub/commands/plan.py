@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from studyhub.cluster import client_map, dask_client
+from studyhub.commands.cluster import SchedulerOption, WorkersOption
 from studyhub.errors import InputError
 from studyhub.protocol.load import StudyFiles
 from studyhub.protocol.plan import Endpoint
+
+if TYPE_CHECKING:
+    from studyhub.stats.power import ChunkMap
 
 __all__ = ["PowerReport", "plan_power", "register_commands"]
 
@@ -66,6 +72,7 @@ def plan_power(
     n_raters: int | None = None,
     n_cases: int | None = None,
     n_sims: int | None = None,
+    map_chunks: ChunkMap | None = None,
 ) -> PowerReport:
     """Simulate the plan's first primary comparison under the plan's power assumptions.
 
@@ -74,7 +81,8 @@ def plan_power(
     analysed with the endpoint's own model (its options), so for the default mixed
     model the simulated and the analysed model are one. With ``holm`` or
     ``bonferroni`` over k tested primary endpoints the test runs at alpha / k, the
-    first Holm step, so the power reported is a lower bound.
+    first Holm step, so the power reported is a lower bound. ``map_chunks`` runs the
+    seeded chunks of simulations elsewhere (a Dask cluster) with the same result.
     """
     from studyhub.stats.power import power_simulation
 
@@ -108,6 +116,7 @@ def plan_power(
         **{term: options[term] for term in TERMS if term in options},
         n_sims=n_sims or assumptions.n_sims,
         seed=files.protocol.seed,
+        map_chunks=map_chunks,
     )
     return PowerReport(
         endpoint=ep.id,
@@ -155,11 +164,23 @@ def register_commands(app: typer.Typer, out: Console) -> None:
         n_sims: Annotated[
             int | None, typer.Option("--n-sims", min=100, help="Simulated studies.")
         ] = None,
+        workers: WorkersOption = None,
+        scheduler: SchedulerOption = None,
     ) -> None:
         """Simulate the planned design: power and type-I error of the primary endpoint."""
         from studyhub.protocol.load import load_study
 
-        rep = plan_power(load_study(protocol), n_raters=n_raters, n_cases=n_cases, n_sims=n_sims)
+        files = load_study(protocol)
+        with ExitStack() as stack:
+            on_cluster = workers is not None or scheduler is not None
+            client = stack.enter_context(dask_client(scheduler, workers)) if on_cluster else None
+            rep = plan_power(
+                files,
+                n_raters=n_raters,
+                n_cases=n_cases,
+                n_sims=n_sims,
+                map_chunks=None if client is None else client_map(client),
+            )
         table = Table(
             title=f"Power of primary endpoint {rep.endpoint} ({rep.method})", show_header=False
         )

@@ -17,7 +17,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from studyhub.cases.dataset import read_cases
 from studyhub.cases.dicom import modality_bytes
 from studyhub.cases.enroll import registered_protocol
 from studyhub.cases.records import CaseRecord, load_image, load_mask, load_modality_values
-from studyhub.errors import DataError, InputError, LifecycleError
+from studyhub.errors import DataError, InputError, LifecycleError, StudyhubError
 from studyhub.explain.compute import (
     CaseInput,
     StimulusOutput,
@@ -36,6 +36,7 @@ from studyhub.explain.compute import (
     compute_stimuli,
     render_views,
 )
+from studyhub.explain.distributed import ClusterDispatch, explain_task
 from studyhub.models import LoadedModel, load_model
 from studyhub.protocol.schema import Protocol
 from studyhub.store import lifecycle
@@ -43,6 +44,9 @@ from studyhub.store.audit import append_event
 from studyhub.store.db import Store
 from studyhub.store.models import Arm, Case, ModelVersion, Prediction, Stimulus, Study, utcnow
 from studyhub.store.studies import get_study
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["ExplainSummary", "VerifyReport", "explain_study", "new_code", "verify_stimuli"]
 
@@ -131,6 +135,11 @@ def _same_shape(inputs: list[CaseInput]) -> list[list[int]]:
     return list(groups.values())
 
 
+#: An enrolled case as the coordinator holds it, and what it keeps beside a cluster task.
+_Row = tuple[Case, Prediction, CaseRecord]
+_Payload = tuple[Arm, list[_Row]]
+
+
 def _inputs(ctx: _Context, chunk: list[tuple[Case, Prediction, CaseRecord]]) -> list[CaseInput]:
     labels = ctx.protocol.data.labels
     out = []
@@ -159,11 +168,17 @@ def explain_study(
     batch_size: int = 16,
     metrics: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    client: Client | None = None,
 ) -> ExplainSummary:
-    """Compute and store every missing stimulus (case x arm) of the study."""
+    """Compute and store every missing stimulus (case x arm) of the study.
+
+    With a Dask ``client`` the (arm, batch) tasks run on its workers
+    (:mod:`studyhub.explain.distributed`), the same batches as without one, and
+    this process alone stores their results.
+    """
     import time
 
-    if device != "cpu":
+    if device != "cpu" and client is None:  # on a cluster, each worker checks its own device
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -172,7 +187,9 @@ def explain_study(
             )
     started = time.perf_counter()
     ctx = _context(store, study_id, data_dir, step="explain")
-    ctx.model.module.to(device)
+    if client is None:
+        ctx.model.module.to(device)
+    cluster = None if client is None else ClusterDispatch[_Payload](client)
     summary = ExplainSummary(study_id=ctx.study.id)
     with store.session() as s:
         done = {
@@ -184,6 +201,16 @@ def explain_study(
     total = len(ctx.cases) * len(ctx.arms)
     finished = len(done)
     summary.existing = len(done)
+
+    def store_batch(arm: Arm, chunk: list[_Row], outputs: list[StimulusOutput]) -> None:
+        nonlocal finished
+        written = _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
+        summary.computed += written
+        summary.per_arm[arm.arm_key] += written
+        finished += written
+        if progress is not None:
+            progress(arm.arm_key, finished, total)
+
     for arm in ctx.arms:
         todo = [c for c in ctx.cases if (c[0].id, arm.id) not in done]
         summary.per_arm[arm.arm_key] = 0
@@ -194,6 +221,13 @@ def explain_study(
             # an MR series in one study) go in batches of their own.
             for group in _same_shape(inputs):
                 chunk = [loaded[i] for i in group]
+                if cluster is not None:
+                    task = explain_task(
+                        ctx.protocol, arm, ctx.model, [inputs[i] for i in group], device, metrics
+                    )
+                    for (done_arm, done_chunk), outputs in cluster.submit(task, (arm, chunk)):
+                        store_batch(done_arm, done_chunk, outputs)
+                    continue
                 outputs = compute_stimuli(
                     protocol=ctx.protocol,
                     arm_key=arm.arm_key,
@@ -207,12 +241,10 @@ def explain_study(
                     device=device,
                     metrics=metrics,
                 )
-                _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
-                summary.computed += len(outputs)
-                summary.per_arm[arm.arm_key] += len(outputs)
-                finished += len(outputs)
-                if progress is not None:
-                    progress(arm.arm_key, finished, total)
+                store_batch(arm, chunk, outputs)
+    if cluster is not None:
+        for (done_arm, done_chunk), outputs in cluster.drain():
+            store_batch(done_arm, done_chunk, outputs)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -231,15 +263,39 @@ def _store_batch(
     outputs: list[StimulusOutput],
     *,
     actor: str,
-) -> None:
+) -> int:
+    """Store a batch's stimuli; those already stored for (case, arm) are skipped.
+
+    Returns how many were written: a retried or duplicated task writes nothing.
+    """
     length = ctx.protocol.blinding.code_length
+    for (case, _pred, _rec), out in zip(chunk, outputs, strict=True):
+        if out.case_key != case.case_key:  # pragma: no cover - a dispatch bug, never input
+            raise StudyhubError(
+                f"internal: a result for case {out.case_key!r} came back for {case.case_key!r}"
+            )
     raws = [_raw(record) for _case, _pred, record in chunk]
     with store.write() as s:
         study = get_study(s, ctx.study.id)
         lifecycle.require(study, "explain")
+        stored = set(
+            s.scalars(
+                select(Stimulus.case_id).where(
+                    Stimulus.arm_id == arm.id,
+                    Stimulus.case_id.in_([case.id for case, _p, _r in chunk]),
+                )
+            )
+        )
+        fresh = [
+            (case, out, raw)
+            for (case, _pred, _rec), out, raw in zip(chunk, outputs, raws, strict=True)
+            if case.id not in stored
+        ]
+        if not fresh:
+            return 0
         taken = set(s.scalars(select(Stimulus.code).where(Stimulus.study_id == study.id)))
         ids: list[int] = []
-        for (case, _pred, _rec), out, raw in zip(chunk, outputs, raws, strict=True):
+        for case, out, raw in fresh:
             code = new_code(length)
             while code in taken:
                 code = new_code(length)
@@ -273,9 +329,10 @@ def _store_batch(
             payload={
                 "arm": arm.arm_key,
                 "stimuli": ids,
-                "attribution_sha256": [o.attribution_sha256 for o in outputs],
+                "attribution_sha256": [out.attribution_sha256 for _c, out, _r in fresh],
             },
         )
+    return len(ids)
 
 
 @dataclass(frozen=True)

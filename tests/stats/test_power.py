@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -166,6 +167,22 @@ def test_other_methods_run() -> None:
     assert boot.design["n_boot"] == 200
 
 
+def test_chunks_are_seeded_on_their_own() -> None:
+    # the chunks run in any order, in any process (a Dask cluster): same result
+    calls: list[int] = []
+
+    def backwards(fn, chunks):  # type: ignore[no-untyped-def]
+        calls.append(len(chunks))
+        return [fn(c) for c in reversed(chunks)][::-1]
+
+    design = dict(**DESIGN, effect=0.2, n_sims=600, seed=9)
+    here = power_simulation(**design)
+    there = power_simulation(**design, map_chunks=backwards)
+    assert calls == [2 * 3]  # two scenarios of 600 studies, in chunks of 250
+    assert (here.power, here.type_i_error) == (there.power, there.type_i_error)
+    pd.testing.assert_frame_equal(here.per_contrast, there.per_contrast)
+
+
 def test_seeded() -> None:
     a = power_simulation(**DESIGN, effect=0.2, n_sims=200, seed=9)
     b = power_simulation(**DESIGN, effect=0.2, n_sims=200, seed=9)
@@ -187,6 +204,7 @@ def test_seeded() -> None:
         ({"multiplicity": "sidak"}, "multiplicity 'sidak' is unknown"),
         ({"rater_by_arm": True, "method": "friedman"}, "rater_by_arm=True applies to"),
         ({"sd_case_arm": -0.1}, "sd_case_arm is -0.1; pass a non-negative standard deviation"),
+        ({"seed": -3}, "seed is -3; pass a non-negative integer seed"),
         (
             {"sd_rater_case": math.nan},
             "sd_rater_case is nan; pass a non-negative standard deviation",
