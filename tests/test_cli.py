@@ -123,10 +123,17 @@ def test_demo_runs_the_pipeline_and_a_rerun_does_no_work(cli, tmp_path: Path) ->
     assert re.search(r"160 stimuli computed in \d+ s \(0 existed\)", result.stdout)  # 40 x 4 arms
     assert "audit chain OK" in result.stdout and "data rows OK" in result.stdout
     assert (tmp_path / "demo" / "studyhub.db").exists()
+    # rated through the service layer, analysed against the registered plan, packaged, verified
+    assert "[6/9] " in result.stdout and "answers" in result.stdout
+    assert "study success: all primary endpoints passed" in result.stdout
+    assert "package inspection_demo-package.zip: OK" in result.stdout
+    assert (tmp_path / "demo" / "inspection_demo-package.zip").is_file()
     again = cli("demo", "--out", str(tmp_path / "demo"))
     assert again.exit_code == 0, again.output
     assert "40 cases already enrolled" in again.stdout
     assert re.search(r"\b0 stimuli computed in \d+ s \(160 existed\)", again.stdout)
+    assert "[8/9] already analysed" in again.stdout
+    assert "package inspection_demo-package.zip: OK" in again.stdout
 
 
 def test_a_failed_first_registration_leaves_no_database_file(  # type: ignore[no-untyped-def]

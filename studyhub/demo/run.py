@@ -52,16 +52,21 @@ def run_demo(out_dir: Path, *, console: Console, protocol: Path = DEMO_PROTOCOL)
         reg = register(store, files, actor="demo")
         verb = "registered" if reg.created else "already registered"
         console.print(f"[2/9] study {reg.study_id} {verb}: hash {reg.registration_hash}")
-        sampled = sample_retrospective(store, reg.study_id, data_dir=data_dir, actor="demo")
-        verb = "already enrolled" if sampled.already_done else "enrolled"
-        console.print(f"[3/9] {len(sampled.enrolled)} cases {verb}")
-        print_sampling_report(sampled.report, console)
-        with console.status(Text("[4/9] explaining every arm for every case ...")):
-            summary = explain_study(store, reg.study_id, data_dir=data_dir, actor="demo")
-        console.print(
-            f"[4/9] {summary.computed} stimuli computed in {summary.seconds:.0f} s "
-            f"({summary.existing} existed)"
-        )
+        before = status(store, reg.study_id)
+        if before.state in ("registered", "enrolling"):
+            sampled = sample_retrospective(store, reg.study_id, data_dir=data_dir, actor="demo")
+            verb = "already enrolled" if sampled.already_done else "enrolled"
+            console.print(f"[3/9] {len(sampled.enrolled)} cases {verb}")
+            print_sampling_report(sampled.report, console)
+            with console.status(Text("[4/9] explaining every arm for every case ...")):
+                summary = explain_study(store, reg.study_id, data_dir=data_dir, actor="demo")
+            console.print(
+                f"[4/9] {summary.computed} stimuli computed in {summary.seconds:.0f} s "
+                f"({summary.existing} existed)"
+            )
+        else:  # rating has begun: enrollment and the stimuli are final
+            console.print(f"[3/9] {before.counts['cases enrolled']} cases already enrolled")
+            console.print(f"[4/9] 0 stimuli computed in 0 s ({before.counts['stimuli']} existed)")
         _rate_and_close(store, reg.study_id, console)
         package = _analyze_and_package(store, reg.study_id, out_dir, data_dir, console)
         st = status(store, reg.study_id)
