@@ -39,8 +39,9 @@ def streamlit_command(port: int, address: str, secrets: Path | None = None) -> l
     Returns
     -------
     list of str
-        ``python -m streamlit run .../app/main.py`` with headless options and
-        usage statistics off.
+        ``python -m streamlit run .../app/main.py`` with headless options,
+        usage statistics off and Streamlit's developer toolbar hidden from raters
+        (``client.toolbarMode`` ``minimal``: no "Deploy", no rerun or settings menu).
     """
     return [
         sys.executable,
@@ -56,6 +57,8 @@ def streamlit_command(port: int, address: str, secrets: Path | None = None) -> l
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
         *(["--secrets.files", str(secrets)] if secrets is not None else []),
     ]
 

@@ -37,7 +37,7 @@ from studyhub.explain.metrics import (
     top_k_iou,
 )
 from studyhub.explain.narrative import narrate
-from studyhub.explain.render import render_original, render_overlay_layer, render_stimulus
+from studyhub.explain.render import render_views as render_all
 from studyhub.explain.uncertainty import attribution_uncertainty
 from studyhub.protocol.schema import Protocol
 
@@ -344,14 +344,10 @@ def render_views(
 
     The one rendering of every stimulus, used by ``explain`` and by ``explain --verify``.
     """
-    display = _display(image)
-    rendering = protocol.rendering
-    original = render_original(display, rendering)
-    image_png = render_stimulus(display, attr, rendering, uncertainty=unc, cues=protocol.cues)
-    overlay = (
-        None if attr is None else render_overlay_layer(attr, rendering, image_shape=display.shape)
+    views = render_all(
+        _display(image), attr, protocol.rendering, uncertainty=unc, cues=protocol.cues
     )
-    return image_png, original, overlay
+    return views.stimulus, views.original, views.overlay
 
 
 def _one(

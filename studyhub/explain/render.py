@@ -7,304 +7,245 @@ Layout (``s = canvas_px``)
 --------------------------
 The PNG is ``s`` pixels wide and ``s + panel_height(s)`` tall, RGB, 8 bits:
 
-* **image area** ``s × s`` at the top: the grayscale image upscaled with
-  *nearest-neighbour* resampling (no invented detail: every screen block is one
-  camera pixel, and the heat map, the outline and the hatching line up with the
-  pixels they describe). The heat map is upscaled the same way.
+* **image area** ``s × s`` at the top: the grayscale image scaled up with the
+  protocol's ``interpolation`` (``bicubic`` by default; ``nearest`` shows each
+  camera pixel as a block, ``bilinear`` in between). The heat map, the outline
+  and the hatching are scaled the same way, so they line up with the image.
 * **heat map**: the attribution's positive part (``sign: positive``) or its
   magnitude (``sign: absolute``), divided by its ``normalize_percentile``-th
-  percentile and clipped to [0, 1] (:func:`normalize_attribution`), looked up in
-  the colormap (matplotlib's table, 256 entries) and blended over the image at
-  ``opacity``. The blend fades in over the lowest quarter of the scale (weight
-  ``min(1, v / 0.25)``), so faint evidence does not paint the dark end of the
-  colormap over the whole image and pixels with no evidence stay untinted.
-* **top-k outline** (``top_k_percent``): the edge of the top-k% pixels
-  (:func:`top_k_mask`), drawn white inside and black outside so it reads on
-  any colour.
+  percentile and clipped to [0, 1] (:func:`normalize_attribution`), scaled up,
+  looked up in the colormap (matplotlib's table, 256 entries) and blended over
+  the image. The blend's **opacity rises with the attribution**: 0 up to
+  ``opacity_floor``, then linearly to ``opacity`` at 1
+  (``opacity * clip((v - floor) / (1 - floor), 0, 1)``), so pixels without
+  evidence, and faint evidence, leave the image as it is and the strongest
+  evidence is the most opaque.
+* **top-k outline** (``top_k_percent``): the edge of
+  :func:`~studyhub.explain.maps.highlight_region`, the top-k% of the map after
+  a Gaussian of ``smoothing_px`` image pixels, without parts smaller than
+  ``min_region_percent`` % of the image (the largest part always stays) and
+  with holes of that size filled, so the outline draws a few regions rather
+  than hundreds of one-pixel islands. It is drawn white inside and black
+  outside so it reads on any colour.
 * **uncertainty hatching**: where ``uncertainty >= uncertainty_threshold``,
   diagonal black-and-white stripes.
 * **panel** below the image, white: a horizontal colour bar with the words
   "less" and "more" at its ends, the plain-words ``colorbar_legend`` (wrapped to
   two lines) and a key row for the outline and hatching when they are shown.
 
-:func:`render_original` draws the same canvas with no overlay and a blank
-panel; :func:`render_overlay_layer` draws only the heat map, opaque, on a
-transparent canvas of the same size, for viewers with their own opacity slider.
+Colormaps: see :mod:`studyhub.explain.colormaps` (colour-blind safe; the default,
+``plasma``, and ``YlOrRd`` never turn grey, so they stay distinct from greyscale images).
 
-Encoding: every PNG holds exactly the chunks IHDR, IDAT..., IEND
-(:func:`png_chunks`): no text, time, physical-size or colour-profile chunks,
-so no name or date travels in the bytes. The same input gives the same bytes.
-Text uses Pillow's built-in default font (FreeType rendering of the bundled
-face; the bitmap default where Pillow lacks FreeType).
+:func:`render_original` draws the same canvas with no overlay and a blank
+panel; :func:`render_overlay_layer` draws only the heat map, with the opacity
+ramp as its alpha channel (1 at the strongest attribution), on a transparent
+canvas of the same size, for viewers with their own opacity slider.
+
+Encoding (:mod:`studyhub.explain.png`): the stimulus and the original are RGB
+PNGs with exactly the chunks IHDR, IDAT, IEND; the overlay layer is a palette
+PNG (IHDR, PLTE, tRNS, IDAT, IEND: the colormap's colours and the ramp's alpha,
+one byte per pixel). No text, time, physical-size or colour-profile chunks, so
+no name or date travels in the bytes. The same input gives the same bytes.
 """
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
+from PIL import Image
 
-from studyhub.errors import InputError
+from studyhub.explain.colormaps import COLORMAPS, colormap_lut
 from studyhub.explain.maps import (
     check_image,
     check_map,
+    highlight_region,
     normalize_attribution,
     signed_part,
     top_k_mask,
 )
+from studyhub.explain.panel import PANEL_BG, Layout, hatch_stripes, panel_height, panel_pixels
+from studyhub.explain.png import encode_palette_png, encode_png, png_chunks
 from studyhub.protocol.schema import Cues, Rendering
 
 __all__ = [
     "COLORMAPS",
+    "RenderedViews",
     "check_map",
     "colormap_lut",
+    "highlight_region",
     "normalize_attribution",
+    "opacity_ramp",
+    "outline_region",
     "panel_height",
     "png_chunks",
+    "render_arrays",
     "render_original",
     "render_overlay_layer",
     "render_stimulus",
+    "render_views",
     "top_k_mask",
 ]
 
-COLORMAPS: tuple[str, ...] = ("cividis", "viridis", "magma", "inferno")
-"""Perceptually uniform, colour-blind-safe colormaps a rendering may use."""
-
-_PANEL_BG = (255, 255, 255)
-_INK = (33, 33, 33)
-_KEEP_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND"})
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_HATCH_TEXT = "Hatched: map uncertain"
-_FADE_IN = 0.25
-"""Normalised value at which the overlay reaches full ``opacity`` (it fades in below)."""
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
 
 
-@lru_cache(maxsize=8)
-def colormap_lut(name: str) -> NDArray[np.uint8]:
-    """The colormap as a ``(256, 3)`` uint8 table (matplotlib's values).
+def opacity_ramp(values: NDArray[np.floating], settings: Rendering) -> NDArray[np.float32]:
+    """The overlay's opacity for normalised values: 0 up to ``opacity_floor``, ``opacity`` at 1.
 
-    Raises
-    ------
-    InputError
-        If ``name`` is not one of :data:`COLORMAPS`.
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Normalised attribution in [0, 1] (:func:`normalize_attribution`).
+    settings : Rendering
+        ``opacity`` and ``opacity_floor`` are used.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` opacity in [0, ``opacity``], same shape as ``values``.
     """
-    if name not in COLORMAPS:
-        raise InputError(
-            f"colormap is {name!r}; use one of {', '.join(COLORMAPS)} "
-            "(perceptually uniform and colour-blind safe)"
-        )
-    from matplotlib import colormaps
-
-    table = colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3]
-    lut = np.round(table * 255.0).astype(np.uint8)
-    lut.setflags(write=False)
-    return lut
+    return _rise(np.asarray(values, dtype=np.float32), settings) * np.float32(settings.opacity)
 
 
-def panel_height(canvas_px: int) -> int:
-    """Height in pixels of the colour-bar panel under a ``canvas_px`` image."""
-    return _Layout(canvas_px).panel
+def _rise(values: NDArray[np.float32], settings: Rendering | _Ramp) -> NDArray[np.float32]:
+    floor = np.float32(settings.opacity_floor)
+    return np.clip((values - floor) / (np.float32(1.0) - floor), 0.0, 1.0).astype(np.float32)
 
 
-class _Layout:
-    """Pixel geometry of the panel, scaled from the 448-pixel design."""
-
-    def __init__(self, canvas_px: int) -> None:
-        s = canvas_px / 448.0
-        self.side = canvas_px
-        self.margin = max(3, round(10 * s))
-        self.bar_h = max(4, round(14 * s))
-        self.font_px = max(8, round(14 * s))
-        self.line_h = round(self.font_px * 1.3)
-        self.gap = max(2, round(6 * s))
-        self.outline = max(1, round(2 * s))
-        self.halo = max(1, round(1 * s))
-        self.hatch_period = max(4, round(10 * s))
-        self.hatch_width = max(1, round(2 * s))
-        label_w = round(self.font_px * 2.6)
-        self.bar_x0 = self.margin + label_w
-        self.bar_x1 = canvas_px - self.margin - label_w
-        self.bar_y0 = canvas_px + self.margin
-        self.legend_y0 = self.bar_y0 + self.bar_h + self.gap
-        self.key_y0 = self.legend_y0 + 2 * self.line_h + self.gap
-        self.panel = self.key_y0 + self.line_h + self.margin - canvas_px
+@lru_cache(maxsize=32)
+def _tables(
+    colormap: str, opacity: float, floor: float
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
+    """Per heat-map index (0..255): RGB, blend opacity (0..255) and the overlay's RGBA."""
+    lut = colormap_lut(colormap)
+    rise = _rise(np.arange(256, dtype=np.float32) / np.float32(255.0), _Ramp(opacity, floor))
+    blend = np.round(rise * np.float32(opacity) * np.float32(255.0)).astype(np.uint8)
+    layer = np.zeros((256, 4), dtype=np.uint8)
+    visible = rise > 0.0
+    layer[visible, :3] = lut[visible]
+    layer[:, 3] = np.round(rise * np.float32(255.0)).astype(np.uint8)
+    for table in (blend, layer):
+        table.setflags(write=False)
+    return lut, blend, layer
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, ImportError):  # pragma: no cover - Pillow without FreeType
-        return ImageFont.load_default()
+@dataclass(frozen=True)
+class _Ramp:
+    opacity: float
+    opacity_floor: float
 
 
-def _upscale(values: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
-    resized = Image.fromarray(values).resize((side, side), Image.Resampling.NEAREST)
-    return np.asarray(resized)
+def outline_region(attribution: object, settings: Rendering) -> NDArray[np.bool_] | None:
+    """The region the rendering outlines, at the map's resolution; None without an outline.
+
+    :func:`~studyhub.explain.maps.highlight_region` of the shown part of the map
+    (``sign``) with the protocol's ``top_k_percent``, ``smoothing_px`` and
+    ``min_region_percent``.
+    """
+    if settings.top_k_percent is None:
+        return None
+    values = signed_part(check_map(attribution, "attribution"), settings.sign)
+    return highlight_region(
+        values,
+        settings.top_k_percent,
+        smoothing_px=settings.smoothing_px,
+        min_region_percent=settings.min_region_percent,
+    )
 
 
-def _upscale_bool(mask: NDArray[np.bool_], side: int) -> NDArray[np.bool_]:
-    return _upscale(mask.astype(np.uint8) * 255, side) > 127
+def _scale(values: NDArray[np.floating], side: int, interpolation: str) -> NDArray[np.float32]:
+    """Scale a ``(H, W)`` float map up to ``side × side`` (float32, not clipped)."""
+    small = np.ascontiguousarray(values, dtype=np.float32)
+    if small.shape == (side, side):
+        return small
+    resized = Image.fromarray(small).resize((side, side), _RESAMPLE[interpolation])
+    return np.asarray(resized, dtype=np.float32)
 
 
-def _base(image: NDArray[np.float64], layout: _Layout) -> NDArray[np.uint8]:
-    gray = _upscale(np.round(image * 255.0).astype(np.uint8), layout.side)
+def _scale_mask(mask: NDArray[np.bool_], side: int, interpolation: str) -> NDArray[np.bool_]:
+    """Scale a mask up; smooth interpolations round its staircase edges (threshold 0.5)."""
+    small = Image.fromarray(mask.astype(np.uint8) * np.uint8(255))
+    return np.asarray(small.resize((side, side), _RESAMPLE[interpolation])) >= 128
+
+
+def _gray(image: NDArray[np.float64], settings: Rendering) -> NDArray[np.uint8]:
+    """The image area's grey levels, ``canvas_px × canvas_px`` uint8."""
+    big = _scale(image, settings.canvas_px, settings.interpolation)
+    return np.round(np.clip(big, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _base(gray: NDArray[np.uint8], layout: Layout) -> NDArray[np.uint8]:
     canvas = np.empty((layout.side + layout.panel, layout.side, 3), dtype=np.uint8)
     canvas[: layout.side] = gray[..., None]
-    canvas[layout.side :] = _PANEL_BG
+    canvas[layout.side :] = PANEL_BG
     return canvas
 
 
-def _heat(
-    attribution: NDArray[np.float64], settings: Rendering, side: int
-) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
-    """Colours and coverage (0..1, fading in up to :data:`_FADE_IN`) on the canvas."""
-    lut = colormap_lut(settings.colormap)
+def _heat(attribution: NDArray[np.float64], settings: Rendering) -> NDArray[np.uint8]:
+    """The heat map on the canvas as indices 0..255 into the colormap (and :func:`_tables`)."""
     norm = normalize_attribution(
         attribution, sign=settings.sign, percentile=settings.normalize_percentile
     )
-    index = _upscale(np.round(norm * 255.0).astype(np.uint8), side)
-    coverage = np.where(index > 0, np.minimum(index / (255.0 * _FADE_IN), 1.0), 0.0)
-    return lut[index], coverage
+    big = np.clip(_scale(norm, settings.canvas_px, settings.interpolation), 0.0, 1.0)
+    return np.round(big * np.float32(255.0)).astype(np.uint8)
 
 
-def _edges(mask: NDArray[np.bool_], layout: _Layout) -> tuple[NDArray[np.bool_], ...]:
-    inner = mask & ~ndimage.binary_erosion(mask, iterations=layout.outline)
-    outer = ndimage.binary_dilation(mask, iterations=layout.halo) & ~mask
-    return inner, outer
-
-
-def _hatch(mask: NDArray[np.bool_], layout: _Layout) -> tuple[NDArray[np.bool_], ...]:
-    yy, xx = np.indices(mask.shape)
-    phase = (xx + yy) % layout.hatch_period
-    dark = mask & (phase < layout.hatch_width)
-    light = mask & (phase >= layout.hatch_width) & (phase < 2 * layout.hatch_width)
-    return dark, light
-
-
-def _swatches(
-    canvas: NDArray[np.uint8],
-    layout: _Layout,
-    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
-    *,
-    outline: float | None,
-    hatch: bool,
-) -> list[tuple[int, str]]:
-    """Draw the key-row swatches into ``canvas``, left to right; return (x, text) labels."""
-    keys = [] if outline is None else [("outline", f"Outline: top {outline:g}%")]
-    keys += [("hatch", _HATCH_TEXT)] if hatch else []
-    y0, size, x = layout.key_y0 + 1, max(4, layout.line_h - 2), layout.margin
-    labels: list[tuple[int, str]] = []
-    for kind, text in keys:
-        patch = canvas[y0 : y0 + size, x : x + size]
-        patch[:] = 160
-        inside = np.zeros(patch.shape[:2], dtype=bool)
-        if kind == "outline":
-            inside[2:-2, 2:-2] = True
-            patch[ndimage.binary_dilation(inside) & ~inside] = 0
-            patch[inside & ~ndimage.binary_erosion(inside)] = 255
-        else:
-            inside[1:-1, 1:-1] = True
-            dark, light = _hatch(inside, layout)
-            patch[dark], patch[light] = 0, 255
-        labels.append((x + size + layout.gap, text))
-        x += size + 3 * layout.gap + round(font.getlength(text))
-    return labels
-
-
-def _panel(
-    canvas: NDArray[np.uint8],
-    settings: Rendering,
-    layout: _Layout,
-    *,
-    hatch: bool,
-) -> Image.Image:
-    lut = colormap_lut(settings.colormap)
-    width = layout.bar_x1 - layout.bar_x0
-    if width > 2:
-        ramp = np.round(np.linspace(0.0, 255.0, width)).astype(np.intp)
-        y0, y1 = layout.bar_y0, layout.bar_y0 + layout.bar_h
-        canvas[y0:y1, layout.bar_x0 : layout.bar_x1] = lut[ramp][None, :, :]
-    font = _font(layout.font_px)
-    labels = _swatches(canvas, layout, font, outline=settings.top_k_percent, hatch=hatch)
-    img = Image.fromarray(canvas, mode="RGB")
-    draw = ImageDraw.Draw(img)
-    if width > 2:
-        draw.rectangle(
-            (layout.bar_x0 - 1, layout.bar_y0 - 1, layout.bar_x1, layout.bar_y0 + layout.bar_h),
-            outline=_INK,
-        )
-    mid = layout.bar_y0 + layout.bar_h // 2
-    draw.text((layout.margin, mid), "less", fill=_INK, font=font, anchor="lm")
-    draw.text((layout.side - layout.margin, mid), "more", fill=_INK, font=font, anchor="rm")
-    for i, line in enumerate(
-        _wrap(settings.colorbar_legend, font, layout.side - 2 * layout.margin)
-    ):
-        y = layout.legend_y0 + i * layout.line_h
-        draw.text((layout.side // 2, y), line, fill=_INK, font=font, anchor="ma")
-    for x, text in labels:
-        draw.text((x, layout.key_y0), text, fill=_INK, font=font, anchor="la")
-    return img
-
-
-def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
-    """Greedy word wrap to ``width`` pixels, at most two lines (the second ends in "…")."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    if len(lines) > 2:
-        lines = [lines[0], lines[1] + " …"]
-    return lines
-
-
-def _encode(img: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG", optimize=False, compress_level=6)
-    return _strip(buffer.getvalue())
-
-
-def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    if not data.startswith(_PNG_SIGNATURE):
-        raise InputError("data is not a PNG (its signature is missing); pass PNG bytes")
-    out, pos = [], len(_PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            raise InputError(f"PNG chunk {kind!r} at byte {pos} is truncated; re-render it")
-        out.append((kind, data[pos:end]))
-        pos = end
+def _shrink(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """One step of binary erosion (4-neighbour cross, outside the canvas counts as empty)."""
+    out = mask.copy()
+    out[1:] &= mask[:-1]
+    out[:-1] &= mask[1:]
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    out[0] = out[-1] = False
+    out[:, 0] = out[:, -1] = False
     return out
 
 
-def _strip(data: bytes) -> bytes:
-    kept = [raw for kind, raw in _chunks(data) if kind in _KEEP_CHUNKS]
-    return _PNG_SIGNATURE + b"".join(kept)
+def _grow(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """One step of binary dilation (4-neighbour cross)."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
 
 
-def png_chunks(data: bytes) -> list[str]:
-    """List the chunk types of a PNG in file order, e.g. ``["IHDR", "IDAT", "IEND"]``.
+def _edges(mask: NDArray[np.bool_], layout: Layout) -> tuple[NDArray[np.bool_], ...]:
+    """The outline: ``layout.outline`` pixels inside the region's edge, ``layout.halo`` outside."""
+    core, grown = mask, mask
+    for _ in range(layout.outline):
+        core = _shrink(core)
+    for _ in range(layout.halo):
+        grown = _grow(grown)
+    return mask & ~core, grown & ~mask
 
-    Raises
-    ------
-    InputError
-        If ``data`` is not a PNG or a chunk is truncated.
+
+@dataclass(frozen=True)
+class RenderedViews:
+    """The three PNGs of one stimulus (:func:`render_views`).
+
+    Attributes
+    ----------
+    stimulus : bytes
+        :func:`render_stimulus`.
+    original : bytes
+        :func:`render_original`.
+    overlay : bytes or None
+        :func:`render_overlay_layer`; None for the no-map control.
     """
-    for kind, raw in _chunks(data):
-        crc = struct.unpack(">I", raw[-4:])[0]
-        if zlib.crc32(raw[4:-4]) != crc:
-            raise InputError(f"PNG chunk {kind.decode('latin-1')!r} fails its CRC; re-render it")
-    return [kind.decode("latin-1") for kind, _ in _chunks(data)]
+
+    stimulus: bytes
+    original: bytes
+    overlay: bytes | None
 
 
 def render_original(image: object, settings: Rendering) -> bytes:
@@ -315,15 +256,90 @@ def render_original(image: object, settings: Rendering) -> bytes:
     image : array-like
         ``(H, W)`` grayscale image in [0, 1] (or uint8 pixels).
     settings : Rendering
-        The protocol's rendering rules (only ``canvas_px`` matters here).
+        The protocol's rendering rules (``canvas_px`` and ``interpolation`` matter here).
 
     Returns
     -------
     bytes
         RGB PNG, pixel-aligned with every stimulus of the same settings.
     """
-    layout = _Layout(settings.canvas_px)
-    return _encode(Image.fromarray(_base(check_image(image), layout), mode="RGB"))
+    layout = Layout(settings.canvas_px)
+    return encode_png(_base(_gray(check_image(image), settings), layout))
+
+
+def render_arrays(
+    image: object,
+    attribution: object | None,
+    settings: Rendering,
+    *,
+    uncertainty: object | None = None,
+    uncertainty_threshold: float = 0.5,
+    cues: Cues | None = None,
+) -> NDArray[np.uint8]:
+    """The pixels of :func:`render_stimulus`, before PNG encoding.
+
+    Same parameters as :func:`render_stimulus`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(canvas_px + panel_height(canvas_px), canvas_px, 3)`` uint8 RGB; the
+        PNG of :func:`render_stimulus` decodes to exactly this array.
+    """
+    pixels = check_image(image)
+    original = _base(_gray(pixels, settings), Layout(settings.canvas_px))
+    if attribution is None:
+        return original
+    attr = check_map(attribution, "attribution", shape=pixels.shape)
+    index = _heat(attr, settings)
+    return _stimulus(original, attr, index, settings, uncertainty, uncertainty_threshold, cues)
+
+
+def _stimulus(
+    original: NDArray[np.uint8],
+    attr: NDArray[np.float64],
+    index: NDArray[np.uint8],
+    settings: Rendering,
+    uncertainty: object | None,
+    uncertainty_threshold: float,
+    cues: Cues | None,
+) -> NDArray[np.uint8]:
+    layout = Layout(settings.canvas_px)
+    lut, blend, _ = _tables(settings.colormap, settings.opacity, settings.opacity_floor)
+    side = layout.side
+    base = Image.fromarray(original[:side])
+    colours = Image.fromarray(np.take(lut, index, axis=0))
+    weight = Image.fromarray(np.take(blend, index))
+    canvas = np.empty_like(original)
+    canvas[:side] = np.asarray(Image.composite(colours, base, weight))
+    area = canvas[:side]
+    hatch = uncertainty is not None and (cues is None or cues.show_uncertainty)
+    if hatch:
+        unc = check_map(uncertainty, "uncertainty", shape=attr.shape)
+        uncertain = _scale_mask(unc >= uncertainty_threshold, side, settings.interpolation)
+        dark, light = hatch_stripes(uncertain, layout)
+        area[dark], area[light] = 0, 255
+    region = outline_region(attr, settings)
+    if region is not None:
+        inner, outer = _edges(_scale_mask(region, side, settings.interpolation), layout)
+        area[outer], area[inner] = 0, 255
+    canvas[side:] = panel_pixels(
+        settings.canvas_px,
+        settings.colormap,
+        settings.top_k_percent,
+        settings.colorbar_legend,
+        hatch,
+    )
+    return canvas
+
+
+def _layer(index: NDArray[np.uint8], settings: Rendering) -> bytes:
+    """The overlay layer as a palette PNG: the heat-map indices, the panel transparent."""
+    layout = Layout(settings.canvas_px)
+    _, _, rgba = _tables(settings.colormap, settings.opacity, settings.opacity_floor)
+    layer = np.zeros((layout.side + layout.panel, layout.side), dtype=np.uint8)
+    layer[: layout.side] = index
+    return encode_palette_png(layer, rgba)
 
 
 def render_stimulus(
@@ -345,8 +361,9 @@ def render_stimulus(
         ``(H, W)`` attribution map; ``None`` (the no-explanation control) gives
         :func:`render_original`.
     settings : Rendering
-        Colormap, sign, normalisation percentile, top-k outline, canvas size,
-        opacity and legend; see the module documentation for the layout.
+        Colormap, sign, normalisation percentile, top-k outline and its
+        smoothing and minimum region size, interpolation, canvas size, opacity
+        and its floor, and legend; see the module documentation for the layout.
     uncertainty : array-like, optional
         ``(H, W)`` map of the attribution's uncertainty (e.g. its standard
         deviation across noise samples, on the normalised scale).
@@ -358,34 +375,23 @@ def render_stimulus(
     Returns
     -------
     bytes
-        RGB PNG with chunks IHDR, IDAT..., IEND only; same inputs, same bytes.
+        RGB PNG with chunks IHDR, IDAT, IEND only; same inputs, same bytes.
 
     Raises
     ------
     InputError
         On shape mismatches, NaN values, an image outside [0, 1] or an unknown colormap.
     """
-    if attribution is None:
-        return render_original(image, settings)
-    pixels = check_image(image)
-    attr = check_map(attribution, "attribution", shape=pixels.shape)
-    layout = _Layout(settings.canvas_px)
-    canvas = _base(pixels, layout)
-    area = canvas[: layout.side].astype(np.float64)
-    colours, coverage = _heat(attr, settings, layout.side)
-    alpha = settings.opacity * coverage[..., None]
-    area = np.round(area * (1.0 - alpha) + colours * alpha).astype(np.uint8)
-    hatch = uncertainty is not None and (cues is None or cues.show_uncertainty)
-    if hatch:
-        unc = check_map(uncertainty, "uncertainty", shape=pixels.shape)
-        dark, light = _hatch(_upscale_bool(unc >= uncertainty_threshold, layout.side), layout)
-        area[dark], area[light] = 0, 255
-    if settings.top_k_percent is not None:
-        top = top_k_mask(signed_part(attr, settings.sign), settings.top_k_percent)
-        inner, outer = _edges(_upscale_bool(top, layout.side), layout)
-        area[outer], area[inner] = 0, 255
-    canvas[: layout.side] = area
-    return _encode(_panel(canvas, settings, layout, hatch=hatch))
+    return encode_png(
+        render_arrays(
+            image,
+            attribution,
+            settings,
+            uncertainty=uncertainty,
+            uncertainty_threshold=uncertainty_threshold,
+            cues=cues,
+        )
+    )
 
 
 def render_overlay_layer(
@@ -394,10 +400,11 @@ def render_overlay_layer(
     """The heat map alone as an RGBA PNG, for a viewer's own opacity slider.
 
     The layer has the stimulus's size (image area plus panel): heat-map
-    colours, fully opaque where the normalised attribution is at least 0.25,
-    fading in below it as in :func:`render_stimulus`, and transparent where it
-    is 0 and over the panel. Stack it over :func:`render_original` with the
-    viewer's opacity.
+    colours, with the opacity ramp at full opacity as alpha (255 at the strongest
+    attribution), transparent where the attribution is at or below
+    ``opacity_floor`` and over the panel. Stacked over :func:`render_original`
+    at the viewer's opacity ``opacity`` it gives :func:`render_stimulus`'s heat
+    map (without outline and hatching).
 
     Parameters
     ----------
@@ -411,12 +418,37 @@ def render_overlay_layer(
     Returns
     -------
     bytes
-        RGBA PNG with chunks IHDR, IDAT..., IEND only.
+        Palette PNG with chunks IHDR, PLTE, tRNS, IDAT, IEND only; it decodes
+        to RGBA (``Image.convert("RGBA")``).
     """
     attr = check_map(attribution, "attribution", shape=image_shape)
-    layout = _Layout(settings.canvas_px)
-    colours, coverage = _heat(attr, settings, layout.side)
-    layer = np.zeros((layout.side + layout.panel, layout.side, 4), dtype=np.uint8)
-    layer[: layout.side, :, :3] = np.where(coverage[..., None] > 0.0, colours, 0)
-    layer[: layout.side, :, 3] = np.round(coverage * 255.0).astype(np.uint8)
-    return _encode(Image.fromarray(layer, mode="RGBA"))
+    return _layer(_heat(attr, settings), settings)
+
+
+def render_views(
+    image: object,
+    attribution: object | None,
+    settings: Rendering,
+    *,
+    uncertainty: object | None = None,
+    uncertainty_threshold: float = 0.5,
+    cues: Cues | None = None,
+) -> RenderedViews:
+    """:func:`render_stimulus`, :func:`render_original` and :func:`render_overlay_layer` at once.
+
+    The same bytes as the three calls, for less work: the image is scaled and
+    the heat map coloured once. Same parameters as :func:`render_stimulus`.
+    """
+    pixels = check_image(image)
+    canvas = _base(_gray(pixels, settings), Layout(settings.canvas_px))
+    original = encode_png(canvas)
+    if attribution is None:
+        return RenderedViews(stimulus=original, original=original, overlay=None)
+    attr = check_map(attribution, "attribution", shape=pixels.shape)
+    index = _heat(attr, settings)
+    stimulus = _stimulus(canvas, attr, index, settings, uncertainty, uncertainty_threshold, cues)
+    return RenderedViews(
+        stimulus=encode_png(stimulus),
+        original=original,
+        overlay=_layer(index, settings),
+    )

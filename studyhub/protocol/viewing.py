@@ -34,9 +34,13 @@ class WindowPreset(Strict):
 class Rendering(Strict):
     """One standard look for every arm, so raters compare maps, not styles."""
 
-    colormap: Literal["cividis", "viridis", "magma", "inferno"] = Field(
-        default="cividis",
-        description="perceptually uniform, colour-blind-safe colormap of the heat map",
+    colormap: Literal["plasma", "YlOrRd", "cividis", "viridis", "magma", "inferno"] = Field(
+        default="plasma",
+        description=(
+            "colour-blind-safe colormap of the heat map; plasma and YlOrRd keep their colour "
+            "(no grey, no black) over the whole scale, so they stay distinct from greyscale "
+            "images; cividis, viridis, magma and inferno are kept for existing protocols"
+        ),
     )
     sign: Literal["positive", "absolute"] = Field(
         default="positive",
@@ -52,13 +56,56 @@ class Rendering(Strict):
         default=10.0,
         gt=0.0,
         lt=100.0,
-        description="outline the top k% of pixels with a contour; null for no outline",
+        description=(
+            "outline the top k% of the smoothed map (see smoothing_px, min_region_percent) "
+            "with a contour; null for no outline"
+        ),
+    )
+    smoothing_px: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=32.0,
+        description=(
+            "standard deviation, in image pixels, of the Gaussian that smooths the map before "
+            "its top-k region is outlined (the heat map itself is not smoothed); 0: pixel-wise"
+        ),
+    )
+    min_region_percent: float = Field(
+        default=1.0,
+        ge=0.0,
+        lt=100.0,
+        description=(
+            "minimum size of an outlined region, in percent of the image's area: smaller "
+            "parts are dropped (the largest always stays) and smaller holes filled; 0 keeps all"
+        ),
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = Field(
+        default="bicubic",
+        description=(
+            "how the image, the heat map, the outline and the hatching are scaled up to "
+            "canvas_px; nearest shows each image pixel as a block"
+        ),
     )
     canvas_px: int = Field(
         default=448, ge=64, le=4096, description="side of the square rendered image in pixels"
     )
     opacity: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="default overlay opacity in the viewer"
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "overlay opacity at the strongest attribution (it rises from 0 at opacity_floor); "
+            "the viewer's opacity slider starts here"
+        ),
+    )
+    opacity_floor: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description=(
+            "normalised attribution at or below which the image is left untouched; above it "
+            "the overlay's opacity rises linearly to opacity at 1"
+        ),
     )
     colorbar_legend: str = Field(
         default="Stronger colour = more influence on the model's decision",

@@ -138,8 +138,13 @@ def test_a_rater_consents_rates_one_item_and_progress_advances(
     assert at.warning[0].value.startswith("Tick the box")
     at = _consent(at)
     assert not at.exception and not at.error
-    # the stimulus (a clickable image, for cue marks) and, beside it, the original
+    # the stimulus (a clickable image, for cue marks) fills its column; the original is
+    # toggled ("Show the highlight" off) or shown beside it at the same size on request
+    assert len(_clickable(at)) == 1 and not at.get("image")
+    aid0 = rs.queue["alice"][0]
+    at.toggle(key=f"beside:{aid0}").set_value(True).run()
     assert len(_clickable(at)) == 1 and len(at.get("image")) == 1
+    at.toggle(key=f"beside:{aid0}").set_value(False).run()
     assert at.get("progress")[0].proto.text.startswith("Item 1 of 5")
     assert set(_questions(at)) == {"usefulness", "plausible"}
     assert progress(rs.store, alice).done == 0

@@ -127,7 +127,7 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
     seen_bytes: list[bytes] = []
     with sync_playwright() as pw:
         browser = _chromium(pw)
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         def keep(response) -> None:  # type: ignore[no-untyped-def]
             seen_urls.append(response.url)
@@ -145,6 +145,8 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
             page.get_by_role("button", name="Submit and continue").wait_for(timeout=30_000)
             page.wait_for_function(_IDLE, timeout=30_000)
             seen_html.append(page.content())
+            if n == 0:  # the image gets the room; raters see no developer toolbar
+                _image_has_the_room_and_no_toolbar(page)
             _click_and_rerun(page, page.get_by_text("4", exact=True).first)
             _click_and_rerun(page, page.get_by_text("Yes", exact=True).first)
             if n == 1:  # a cue mark by clicking the image: a quarter across, half way down
@@ -200,6 +202,22 @@ def test_rater_rates_three_items_in_a_real_browser(served: dict[str, object]) ->
     assert leaked == [], f"served pages or URLs name {leaked}"
     for body in seen_bytes:
         assert not any(w.encode() in body for w in secrets)
+
+
+#: The stimulus is at least this wide in a 1400×1000 window (it was about 250 px beside an
+#: equally small original, the form taking half the width).
+MIN_IMAGE_PX = 600
+
+
+def _image_has_the_room_and_no_toolbar(page) -> None:  # type: ignore[no-untyped-def]
+    picture = page.frame_locator(
+        'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]:visible'
+    ).locator("img")
+    picture.wait_for(timeout=30_000)
+    box = picture.bounding_box()
+    assert box is not None and box["width"] >= MIN_IMAGE_PX, box
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    assert not page.locator('[data-testid="stMainMenu"]').is_visible()
 
 
 _COUNT_RUNS = """() => {

@@ -44,6 +44,7 @@ def test_serve_runs_streamlit_with_the_study_and_forwards_its_exit_code(
         "--server.address": "0.0.0.0",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "minimal",  # raters see no "Deploy" or developer menu
     }
     assert env["STUDYHUB_DB"] == rs.store.url and env["STUDYHUB_STUDY"] == STUDY
 

@@ -23,12 +23,16 @@ from studyhub.explain.render import (
 from studyhub.protocol.schema import Cues, Rendering
 
 SETTINGS = Rendering(canvas_px=128)
+BLOCKS = {"interpolation": "nearest", "smoothing_px": 0.0, "min_region_percent": 0.0}
+"""Pixel blocks, pixel-wise outline: every canvas pixel maps to one image pixel (tests by hand)."""
 GRAY = np.full((16, 16), 0.5)
 
 
 def decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         img.load()
+        if img.mode == "P":
+            return np.asarray(img.convert("RGBA"))
         return np.asarray(img)
 
 
@@ -63,10 +67,13 @@ def test_chunks_are_exactly_ihdr_idat_iend() -> None:
         render_original(GRAY, SETTINGS),
         render_overlay_layer(MAPS["blob"], SETTINGS),
     ]
+    for data in renders[:3]:
+        assert png_chunks(data) == ["IHDR", "IDAT", "IEND"]
+    # The overlay is a palette image: its colour tables, nothing else.
+    assert png_chunks(renders[3]) == ["IHDR", "PLTE", "tRNS", "IDAT", "IEND"]
     for data in renders:
-        chunks = png_chunks(data)
-        assert chunks[0] == "IHDR" and chunks[-1] == "IEND"
-        assert set(chunks[1:-1]) == {"IDAT"}
+        with Image.open(io.BytesIO(data)) as img:
+            assert not img.info or set(img.info) == {"transparency"}
 
 
 def test_png_chunks_sees_metadata_that_pillow_would_write() -> None:
@@ -89,7 +96,8 @@ def test_every_arm_has_the_same_size_mode_and_encoding() -> None:
         render_stimulus(GRAY, MAPS["blob"], SETTINGS, uncertainty=np.ones((16, 16)))
     )
     assert set(shapes.values()) == {expected}
-    assert mode_and_size(render_overlay_layer(MAPS["blob"], SETTINGS)) == ("RGBA", expected[1])
+    layer = decode(render_overlay_layer(MAPS["blob"], SETTINGS))
+    assert layer.shape == (expected[1][1], expected[1][0], 4)
 
 
 def test_same_input_same_bytes() -> None:
@@ -123,33 +131,57 @@ def test_normalize_attribution_by_hand() -> None:
 @pytest.mark.parametrize("colormap", COLORMAPS)
 def test_heat_map_colours_come_from_the_colormap(colormap: str) -> None:
     settings = Rendering(
-        canvas_px=64, colormap=colormap, opacity=1.0, top_k_percent=None, normalize_percentile=100
+        canvas_px=64,
+        colormap=colormap,
+        opacity=1.0,
+        opacity_floor=0.0,
+        top_k_percent=None,
+        normalize_percentile=100,
+        interpolation="nearest",
     )
     # Four column blocks of 1, 2, 3, 4, normalised by the maximum: 0.25, 0.5, 0.75, 1.
     a = np.repeat(np.arange(1.0, 5.0), 4)[None, :].repeat(16, axis=0)
-    pixels = decode(render_stimulus(GRAY, a, settings))
-    lut = colormap_lut(colormap)
-    image = pixels[:64].reshape(-1, 3)
-    palette = {tuple(c) for c in lut}
-    assert all(tuple(c) in palette for c in np.unique(image, axis=0))
-    # The rightmost block (normalised 1.0) is the colormap's top colour.
+    pixels = decode(render_stimulus(GRAY, a, settings)).astype(float)
+    lut = colormap_lut(colormap).astype(float)
+    # The rightmost block (normalised 1.0, opacity 1) is the colormap's top colour.
     assert tuple(pixels[10, 63]) == tuple(lut[255])
-    assert tuple(pixels[10, 0]) == tuple(lut[64])  # 0.25 * 255 = 63.75 -> 64
+    # Opacity rises with the value: 0.25 -> a quarter of lut[64] over the grey (128), by hand.
+    expected = 128 + 64 / 255 * (lut[64] - 128)  # index 64 = round(0.25 * 255), opacity 64/255
+    np.testing.assert_allclose(pixels[10, 0], expected, atol=1.0)
+    expected = 128 + 191 / 255 * (lut[191] - 128)  # 0.75 -> index 191
+    np.testing.assert_allclose(pixels[10, 40], expected, atol=1.0)
+
+
+def test_opacity_rises_from_the_floor_and_leaves_weak_evidence_untouched() -> None:
+    settings = Rendering(canvas_px=64, top_k_percent=None, normalize_percentile=100, **BLOCKS)
+    # Column blocks normalised to 0.1, 0.2, 0.6, 1.0; floor 0.2, opacity 0.5.
+    a = np.repeat(np.array([0.1, 0.2, 0.6, 1.0]), 4)[None, :].repeat(16, axis=0)
+    pixels = decode(render_stimulus(GRAY, a, settings)).astype(float)
+    assert np.all(pixels[:64, :32] == 128)  # at or below the floor: the image as it is
+    lut = colormap_lut(settings.colormap).astype(float)
+    np.testing.assert_allclose(pixels[5, 63], 128 + 0.5 * (lut[255] - 128), atol=1.0)
+    half = 0.5 * (0.6 - 0.2) / (1 - 0.2)  # opacity * rise: 0.25
+    np.testing.assert_allclose(pixels[5, 40], 128 + half * (lut[153] - 128), atol=1.0)
+    layer = decode(render_overlay_layer(a, settings))
+    assert np.all(layer[:64, :32, 3] == 0)
+    assert layer[5, 63, 3] == 255 and abs(int(layer[5, 40, 3]) - 128) <= 1  # rise 0.5
 
 
 def test_percentile_clips_an_outlier() -> None:
-    settings = Rendering(canvas_px=64, opacity=1.0, top_k_percent=None, normalize_percentile=90)
+    settings = Rendering(
+        canvas_px=64, opacity=1.0, top_k_percent=None, normalize_percentile=90, **BLOCKS
+    )
     a = blob()
     a[0, 0] = 1e6  # one outlier does not wash out the rest of the map
     pixels = decode(render_stimulus(GRAY, a, settings))
-    lut = colormap_lut("cividis")
+    lut = colormap_lut(settings.colormap)
     assert tuple(pixels[0, 0]) == tuple(lut[255])
     peak = pixels[5 * 4 + 1, 9 * 4 + 1]  # the blob's centre, 4 canvas pixels per image pixel
     assert tuple(peak) == tuple(lut[255])  # clipped at the 90th percentile
 
 
 def test_zero_evidence_leaves_the_image_untouched() -> None:
-    settings = Rendering(canvas_px=128, top_k_percent=None)
+    settings = Rendering(canvas_px=128, top_k_percent=None, **BLOCKS)
     a = np.zeros((16, 16))
     a[0:4, 0:4] = 1.0
     stim, orig = decode(render_stimulus(GRAY, a, settings)), decode(render_original(GRAY, settings))
@@ -166,7 +198,8 @@ def extremes(pixels: np.ndarray) -> tuple[int, int]:
 
 
 def test_top_k_outline_present_when_set_and_absent_when_null() -> None:
-    base = {"canvas_px": 128, "opacity": 0.0}  # no heat colour: only the outline can be white/black
+    # no heat colour: only the outline can be white/black
+    base = {"canvas_px": 128, "opacity": 0.0, **BLOCKS}
     with_outline = decode(render_stimulus(GRAY, blob(), Rendering(**base, top_k_percent=10)))
     without = decode(render_stimulus(GRAY, blob(), Rendering(**base, top_k_percent=None)))
     white, black = extremes(with_outline)
@@ -189,7 +222,7 @@ def test_top_k_mask_counts_and_ties() -> None:
 
 
 def test_uncertainty_hatching() -> None:
-    settings = Rendering(canvas_px=128, opacity=0.0, top_k_percent=None)
+    settings = Rendering(canvas_px=128, opacity=0.0, top_k_percent=None, **BLOCKS)
     high = np.zeros((16, 16))
     high[8:, 8:] = 0.9
     hatched = decode(render_stimulus(GRAY, blob(), settings, uncertainty=high))
@@ -210,7 +243,7 @@ def test_panel_holds_colour_bar_and_legend_and_is_blank_in_the_original() -> Non
     orig = decode(render_original(GRAY, SETTINGS))
     assert np.all(orig[128:] == 255)
     panel = stim[128:]
-    lut = colormap_lut("cividis")
+    lut = colormap_lut(SETTINGS.colormap)
     bar_row = panel[panel_height(128) // 8 + 1]
     assert tuple(lut[0]) in {tuple(c) for c in bar_row} and tuple(lut[255]) in {
         tuple(c) for c in bar_row
@@ -225,11 +258,12 @@ def test_panel_holds_colour_bar_and_legend_and_is_blank_in_the_original() -> Non
 def test_overlay_layer_is_transparent_without_evidence() -> None:
     a = np.zeros((16, 16))
     a[0:2, 0:2] = 1.0
-    layer = decode(render_overlay_layer(a, SETTINGS, image_shape=(16, 16)))
+    settings = Rendering(canvas_px=128, **BLOCKS)
+    layer = decode(render_overlay_layer(a, settings, image_shape=(16, 16)))
     assert layer.shape == (128 + panel_height(128), 128, 4)
     assert np.all(layer[:16, :16, 3] == 255)
     assert int((layer[..., 3] > 0).sum()) == 16 * 16  # only the 2×2 image pixels
-    assert tuple(layer[0, 0, :3]) == tuple(colormap_lut("cividis")[255])
+    assert tuple(layer[0, 0, :3]) == tuple(colormap_lut(settings.colormap)[255])
 
 
 def test_demo_stimulus_renders_at_protocol_size() -> None:
@@ -257,7 +291,7 @@ def test_errors_name_problem_value_and_fix() -> None:
         render_stimulus(GRAY, nan, SETTINGS)
     with pytest.raises(InputError, match=r"uncertainty has shape \(4, 4\)"):
         render_stimulus(GRAY, blob(), SETTINGS, uncertainty=np.zeros((4, 4)))
-    with pytest.raises(InputError, match="colormap is 'jet'; use one of cividis"):
+    with pytest.raises(InputError, match="colormap is 'jet'; use one of plasma, YlOrRd"):
         jet = Rendering.model_construct(**{**SETTINGS.model_dump(), "colormap": "jet"})
         render_stimulus(GRAY, blob(), jet)
     with pytest.raises(
@@ -266,3 +300,59 @@ def test_errors_name_problem_value_and_fix() -> None:
         render_original(GRAY * 4, SETTINGS)
     with pytest.raises(InputError, match="image has shape"):
         render_original(np.zeros((2, 2, 3)), SETTINGS)
+
+
+# --- readable maps: interpolation, smoothed outline, one call for the three views ---------
+
+
+def test_render_views_equals_the_three_renderings() -> None:
+    from studyhub.explain.render import render_views
+
+    for settings in (SETTINGS, Rendering(canvas_px=128, **BLOCKS)):
+        views = render_views(GRAY, MAPS["signed"], settings, uncertainty=blob())
+        assert views.stimulus == render_stimulus(GRAY, MAPS["signed"], settings, uncertainty=blob())
+        assert views.original == render_original(GRAY, settings)
+        assert views.overlay == render_overlay_layer(MAPS["signed"], settings)
+    control = render_views(GRAY, None, SETTINGS)
+    assert control.stimulus == control.original and control.overlay is None
+
+
+def test_render_arrays_is_what_the_png_decodes_to() -> None:
+    from studyhub.explain.render import render_arrays
+
+    pixels = render_arrays(GRAY, blob(), SETTINGS, uncertainty=blob())
+    np.testing.assert_array_equal(
+        decode(render_stimulus(GRAY, blob(), SETTINGS, uncertainty=blob())), pixels
+    )
+
+
+def test_interpolation_smooths_small_images_and_keeps_the_canvas() -> None:
+    from studyhub.explain.render import render_arrays
+
+    ramp = np.tile(np.linspace(0.0, 1.0, 16), (16, 1))
+    looks = {
+        how: render_arrays(ramp, None, Rendering(canvas_px=128, interpolation=how))[:128]
+        for how in ("nearest", "bilinear", "bicubic")
+    }
+    # nearest: 16 grey levels in 8-pixel blocks; the others interpolate between them
+    assert len(np.unique(looks["nearest"][64, :, 0])) == 16
+    assert len(np.unique(looks["bilinear"][64, :, 0])) > 64
+    assert len(np.unique(looks["bicubic"][64, :, 0])) > 64
+    assert {v.shape for v in looks.values()} == {(128, 128, 3)}
+
+
+def test_default_outline_draws_regions_not_islands() -> None:
+    from skimage import measure
+
+    from studyhub.explain.render import render_arrays
+    from tests.explain.test_maps import speckled
+
+    image = np.full((64, 64), 0.5)
+    settings = Rendering(canvas_px=448, opacity=0.0)  # only the outline is white or black
+    canvas = render_arrays(image, speckled(), settings)[:448]
+    white = np.all(canvas == 255, axis=2)
+    rings = np.bincount(measure.label(white, connectivity=2).ravel())[1:]
+    assert 1 <= len(rings) <= 3  # one outline per region
+    pixelwise = Rendering(canvas_px=448, opacity=0.0, **BLOCKS)
+    islands = np.all(render_arrays(image, speckled(), pixelwise)[:448] == 255, axis=2)
+    assert len(np.bincount(measure.label(islands, connectivity=2).ravel())[1:]) > 20

@@ -247,8 +247,22 @@ PINNED = {
 }
 
 
+#: The demo's rendering block as it was at f7aad66; issue 13 gave the demo the readable look
+#: (plasma, smoothed outline, bicubic) since, with fields that a file left without them lacks.
+DEMO_RENDERING_F7AAD66 = (
+    "rendering:\n  colormap: cividis\n  sign: positive\n  normalize_percentile: 99\n"
+    "  top_k_percent: 10\n  canvas_px: 448\n  opacity: 0.5\n"
+)
+
+
 @pytest.mark.parametrize(("name", "path"), [("demo", DEMO_PROTOCOL), ("every_method", STABLE)])
-def test_registered_hashes_are_stable(name: str, path: Path) -> None:
+def test_registered_hashes_are_stable(name: str, path: Path, demo_copy: Path) -> None:
+    if name == "demo":  # the file as registered then: new optional fields change no hash
+        text = demo_copy.read_text()
+        start = text.index("rendering:\n")
+        end = text.index("\n\n", start) + 1
+        demo_copy.write_text(text[:start] + DEMO_RENDERING_F7AAD66 + text[end:])
+        path = demo_copy
     files = load_study(path)
     assert (files.protocol_hash, files.plan_hash, files.registration_hash) == PINNED[name]
 

@@ -56,7 +56,12 @@ def _give_raw(rs: RatingStudy, assignment_id: int, values: np.ndarray, **meta: s
 @pytest.fixture
 def drs(make_study: Callable[..., RatingStudy], demo_copy: Path) -> RatingStudy:
     """The rating study with window presets; everyone's first item is a DICOM image."""
-    demo_copy.write_text(demo_copy.read_text().replace("  opacity: 0.5\n", PRESETS))
+    demo_copy.write_text(
+        demo_copy.read_text()
+        .replace("  opacity: 0.5\n", PRESETS)
+        # every image pixel one block, so that values can be checked by hand
+        .replace("interpolation: bicubic", "interpolation: nearest")
+    )
     rs = make_study()
     _give_raw(rs, rs.queue["alice"][0], RAW)
     return rs

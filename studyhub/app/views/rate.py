@@ -54,7 +54,7 @@ def show(store: Store, principal: Principal) -> None:
         st.caption("Practice item: it helps you get used to the form and is not analysed.")
     if item.catch_prompt:
         st.warning(plain(item.catch_prompt))
-    left, right = st.columns([3, 2])
+    left, right = st.columns([5, 2])  # the image gets the room; the form stays readable
     with left:
         _stimulus(store, principal, item, kept)
     with right:
@@ -101,7 +101,7 @@ def _progress_bar(prog: Progress, item: ServedItem) -> None:
 def _stimulus(store: Store, principal: Principal, item: ServedItem, kept: dict[str, Any]) -> None:
     aid = item.assignment_id
     original, overlay = item.original_png, item.overlay_png
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     show_overlay = c1.toggle(
         "Show the highlight",
         value=True,
@@ -120,6 +120,13 @@ def _stimulus(store: Store, principal: Principal, item: ServedItem, kept: dict[s
     )
     zoom = c3.select_slider(
         "Zoom", options=_ZOOMS, value=1.0, key=f"zoom:{aid}", format_func=lambda z: f"{z:g}x"
+    )
+    beside = c4.toggle(
+        "Original beside",
+        value=False,
+        key=f"beside:{aid}",
+        disabled=original is None,
+        help="Show the image without the highlight next to it, at the same size.",
     )
     original = _windowed(store, principal, item, kept, original)
     view = View(0.0, 0.0, 1.0)
@@ -147,7 +154,7 @@ def _stimulus(store: Store, principal: Principal, item: ServedItem, kept: dict[s
     if not view.full:
         caption += f", zoomed {zoom:g}x"
     shown = zoom_view(image, view)
-    if original is None:
+    if original is None or not beside:
         _main_image(item, shown, caption, view, kept)
     else:
         main_col, side_col = st.columns(2)
