@@ -38,3 +38,22 @@ def test_plan_without_power_section_is_refused(cli, demo_copy: Path) -> None:  #
     result = cli("power", str(demo_copy))
     assert result.exit_code == 2
     assert "has no power section" in result.stderr
+
+
+def test_power_reports_progress_per_scenario_and_is_quiet_without_a_terminal(cli) -> None:  # type: ignore[no-untyped-def]
+    ticks: list[tuple[str, int, int]] = []
+    files = load_study(DEMO_PROTOCOL)
+    with_progress = plan_power(files, n_sims=100, progress=lambda *a: ticks.append(a))
+    stages = {stage for stage, _done, _total in ticks}
+    assert stages == {
+        "simulating (power, under the effect)",
+        "simulating (type-I error, under the null)",
+    }
+    for stage in stages:
+        done = [d for s, d, total in ticks if s == stage and total == 100]
+        assert done[0] == 0 and done[-1] == 100 and done == sorted(done)
+    # the results do not depend on the progress callback
+    assert with_progress.power == plan_power(files, n_sims=100).power
+    result = cli("power", str(DEMO_PROTOCOL), "--n-sims", "100")
+    assert result.exit_code == 0, result.output
+    assert "simulating" not in result.output  # no bar: the test runner is not a terminal

@@ -1,15 +1,16 @@
-"""``studyhub explain``: compute, render and store every stimulus; ``--verify N`` rechecks."""
+"""``studyhub explain``: compute, render and store every stimulus; ``--metrics`` adds the
+quantitative metrics afterwards; ``--verify N`` rechecks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from studyhub.commands.cases import DataDirOption, _data_dir
+from studyhub.commands.cases import DataDirOption, _data_dir, progress_bar
 from studyhub.commands.render import texts
 
 __all__ = ["register_commands"]
@@ -32,11 +33,17 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             typer.Option("--verify", min=1, help="Recompute N random stored stimuli and compare."),
         ] = None,
         metrics: Annotated[
-            bool, typer.Option("--metrics/--no-metrics", help="Compute faithfulness metrics.")
-        ] = True,
+            bool,
+            typer.Option(
+                "--metrics",
+                help="Compute the quantitative metrics of the stored stimuli (the protocol's "
+                "metrics section; only missing or changed ones), after explain.",
+            ),
+        ] = False,
         data_dir: DataDirOption = None,
     ) -> None:
         """Generate every arm for every enrolled case (idempotent), or verify stored ones."""
+        from studyhub.explain.metrics_step import compute_metrics
         from studyhub.explain.pipeline import explain_study, verify_stimuli
         from studyhub.store.db import open_store
 
@@ -63,19 +70,25 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                 if not report.ok:
                     raise typer.Exit(1)
                 return
-            with Progress(
-                TextColumn("{task.description}", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=out,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("explaining", total=None)
-
-                def tick(arm: str, done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total, description=f"explaining ({arm})")
-
+            if metrics:
+                with progress_bar(unit="stimuli") as progress:
+                    done = compute_metrics(
+                        store,
+                        study,
+                        data_dir=_data_dir(data_dir),
+                        actor=state.actor,
+                        device=device,
+                        batch_size=batch_size,
+                        progress=_labelled("metrics", progress),
+                    )
+                out.print(
+                    f"study {done.study_id}: computed metrics of {done.computed} stimuli in "
+                    f"{done.seconds:.1f} s ({done.current} were current; "
+                    f"{', '.join(done.groups) or 'none switched on'})",
+                    markup=False,
+                )
+                return
+            with progress_bar(unit="stimuli") as progress:
                 summary = explain_study(
                     store,
                     study,
@@ -83,8 +96,7 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
                     actor=state.actor,
                     device=device,
                     batch_size=batch_size,
-                    metrics=metrics,
-                    progress=tick,
+                    progress=_labelled("explain", progress),
                 )
         finally:
             store.dispose()
@@ -100,3 +112,17 @@ def register_commands(app: typer.Typer, state: Any, out: Console) -> None:
             f"{summary.seconds:.1f} s ({summary.existing} existed)",
             markup=False,
         )
+
+
+def _labelled(
+    step: str, progress: Callable[[str, int, int], None] | None
+) -> Callable[[str, int, int], None] | None:
+    """One bar per arm, named by the step: ``explain ig``, ``metrics gradcam``."""
+    if progress is None:
+        return None
+    bar = progress
+
+    def tick(arm: str, done: int, total: int) -> None:
+        bar(f"{step} {arm}", done, total)
+
+    return tick

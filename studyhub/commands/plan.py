@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,6 +67,7 @@ def plan_power(
     n_raters: int | None = None,
     n_cases: int | None = None,
     n_sims: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PowerReport:
     """Simulate the plan's first primary comparison under the plan's power assumptions.
 
@@ -108,6 +110,7 @@ def plan_power(
         **{term: options[term] for term in TERMS if term in options},
         n_sims=n_sims or assumptions.n_sims,
         seed=files.protocol.seed,
+        progress=progress,
     )
     return PowerReport(
         endpoint=ep.id,
@@ -157,9 +160,17 @@ def register_commands(app: typer.Typer, out: Console) -> None:
         ] = None,
     ) -> None:
         """Simulate the planned design: power and type-I error of the primary endpoint."""
+        from studyhub.commands.cases import progress_bar
         from studyhub.protocol.load import load_study
 
-        rep = plan_power(load_study(protocol), n_raters=n_raters, n_cases=n_cases, n_sims=n_sims)
+        with progress_bar(unit="studies") as progress:
+            rep = plan_power(
+                load_study(protocol),
+                n_raters=n_raters,
+                n_cases=n_cases,
+                n_sims=n_sims,
+                progress=progress,
+            )
         table = Table(
             title=f"Power of primary endpoint {rep.endpoint} ({rep.method})", show_header=False
         )

@@ -79,8 +79,8 @@ class _Context:
 def _context(store: Store, study_id: str | None, data_dir: Path, *, step: str) -> _Context:
     with store.session() as s:
         study = get_study(s, study_id)
-        if step == "explain":
-            lifecycle.require(study, "explain")
+        if step in ("explain", "compute metrics"):
+            lifecycle.require(study, step)
         protocol, base = registered_protocol(study)
         rows = [
             (case, pred)
@@ -157,10 +157,16 @@ def explain_study(
     actor: str,
     device: str = "cpu",
     batch_size: int = 16,
-    metrics: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ExplainSummary:
-    """Compute and store every missing stimulus (case x arm) of the study."""
+    """Compute and store every missing stimulus (case x arm) of the study.
+
+    A stimulus is what raters see (attribution, uncertainty, rendering, narrative,
+    cue); the quantitative metrics are computed afterwards by
+    :func:`studyhub.explain.metrics_step.compute_metrics`. ``progress`` is called
+    as ``progress(arm, done, total)`` after each stored batch, counting that arm's
+    stimuli (the ones that existed included).
+    """
     import time
 
     if device != "cpu":
@@ -181,12 +187,13 @@ def explain_study(
                 select(Stimulus.case_id, Stimulus.arm_id).where(Stimulus.study_id == ctx.study.id)
             )
         }
-    total = len(ctx.cases) * len(ctx.arms)
-    finished = len(done)
     summary.existing = len(done)
     for arm in ctx.arms:
         todo = [c for c in ctx.cases if (c[0].id, arm.id) not in done]
         summary.per_arm[arm.arm_key] = 0
+        finished = len(ctx.cases) - len(todo)
+        if progress is not None:
+            progress(arm.arm_key, finished, len(ctx.cases))
         for start in range(0, len(todo), batch_size):
             loaded = todo[start : start + batch_size]
             inputs = _inputs(ctx, loaded)
@@ -205,14 +212,13 @@ def explain_study(
                     entry_point=ctx.model.entry_point,
                     cases=[inputs[i] for i in group],
                     device=device,
-                    metrics=metrics,
                 )
                 _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
                 summary.computed += len(outputs)
                 summary.per_arm[arm.arm_key] += len(outputs)
                 finished += len(outputs)
                 if progress is not None:
-                    progress(arm.arm_key, finished, total)
+                    progress(arm.arm_key, finished, len(ctx.cases))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -349,7 +355,6 @@ def verify_stimuli(
             entry_point=ctx.model.entry_point,
             cases=inputs,
             device=device,
-            metrics=False,
         )[batch_keys.index(key)]
         exact_expected = bool(stim.provenance.get("deterministic", True)) and (
             stim.provenance.get("device") == device

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field
 
 from studyhub.protocol._base import NOT_NULL, Strict
 
-__all__ = ["PRESETS", "MetricPlan", "MetricSettings"]
+__all__ = ["METRIC_SETTING", "PRESETS", "MetricPlan", "MetricSettings"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,19 @@ PRESETS: dict[str, MetricPlan] = {
         randomization=True,
         mask_metrics=True,
     ),
+}
+
+
+#: stored metric -> the setting of this section that computes it.
+METRIC_SETTING: dict[str, str] = {
+    "deletion_auc": "curve_steps",
+    "insertion_auc": "curve_steps",
+    "infidelity": "infidelity_samples",
+    "max_sensitivity": "sensitivity_samples",
+    "randomization_spearman": "randomization",
+    "pointing_game": "mask_metrics",
+    "relevance_mass": "mask_metrics",
+    "top_k_iou": "mask_metrics",
 }
 
 

@@ -11,7 +11,7 @@ mixed model the simulated model and the analysed model are the same one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -115,6 +115,10 @@ def _pvalues(
     return out
 
 
+#: How a progress bar names each simulated scenario.
+_SCENARIO = {"alt": "power, under the effect", "null": "type-I error, under the null"}
+
+
 def power_simulation(
     *,
     n_raters: int,
@@ -139,6 +143,7 @@ def power_simulation(
     n_sims: int = 2000,
     n_boot: int = 500,
     seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PowerResult:
     """Simulate a fully crossed reader study and estimate power and type I error.
 
@@ -186,6 +191,9 @@ def power_simulation(
         they are only checked.
     seed : int
         Seed of the random generator.
+    progress : callable, optional
+        Called as ``progress(scenario, done, n_sims)`` after each batch of simulated
+        studies (the results do not depend on it).
 
     Returns
     -------
@@ -304,6 +312,8 @@ def power_simulation(
     batch = max(1, min(n_sims, int(4e6 // cell_count)))
     rejections: dict[str, np.ndarray] = {}
     for name, eff in scenarios.items():
+        if progress is not None:
+            progress(f"simulating ({_SCENARIO[name]})", 0, n_sims)
         rej = np.zeros((n_sims, n_arms - 1), dtype=bool)
         for start in range(0, n_sims, batch):
             b = min(batch, n_sims - start)
@@ -318,6 +328,8 @@ def power_simulation(
                 terms=terms,
             )
             rej[start : start + b] = adjust_pvalue_matrix(p, multiplicity) <= alpha
+            if progress is not None:
+                progress(f"simulating ({_SCENARIO[name]})", start + b, n_sims)
         rejections[name] = rej
     pw = rejections["alt"].mean(axis=0)
     t1 = rejections["null"].mean(axis=0)
