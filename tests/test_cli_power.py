@@ -56,3 +56,22 @@ def test_power_with_workers_and_a_scheduler_is_refused(cli) -> None:  # type: ig
     assert result.exit_code == 2
     assert "both --scheduler tcp://h:8786 and --workers 2 were given" in result.stderr
     assert "not both" in result.stderr
+
+
+def test_power_reports_progress_per_scenario_and_is_quiet_without_a_terminal(cli) -> None:  # type: ignore[no-untyped-def]
+    ticks: list[tuple[str, int, int]] = []
+    files = load_study(DEMO_PROTOCOL)
+    with_progress = plan_power(files, n_sims=100, progress=lambda *a: ticks.append(a))
+    stages = {stage for stage, _done, _total in ticks}
+    assert stages == {
+        "simulating (power, under the effect)",
+        "simulating (type-I error, under the null)",
+    }
+    for stage in stages:
+        done = [d for s, d, total in ticks if s == stage and total == 100]
+        assert done[0] == 0 and done[-1] == 100 and done == sorted(done)
+    # the results do not depend on the progress callback
+    assert with_progress.power == plan_power(files, n_sims=100).power
+    result = cli("power", str(DEMO_PROTOCOL), "--n-sims", "100")
+    assert result.exit_code == 0, result.output
+    assert "simulating" not in result.output  # no bar: the test runner is not a terminal

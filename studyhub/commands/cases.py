@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
@@ -20,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from studyhub.commands.render import plain_console, texts
 
@@ -38,9 +41,26 @@ DataDirOption = Annotated[
 ]
 
 
+class RateColumn(ProgressColumn):
+    """How many units a task finishes per second (``3.2 stimuli/s``), once it has a rate."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """The task's current rate, or nothing before it has one."""
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("")
+        return Text(f"{speed:.3g} {self.unit}/s")
+
+
 @contextmanager
 def progress_bar(
     console: Console | None = None,
+    *,
+    unit: str | None = None,
 ) -> Iterator[Callable[[str, int, int], None] | None]:
     """A progress bar on standard error for long steps, or ``None`` when it is not a terminal.
 
@@ -48,6 +68,8 @@ def progress_bar(
     ----------
     console : rich.console.Console, optional
         Where to draw (default: a plain console on standard error).
+    unit : str, optional
+        What is counted (e.g. "stimuli"): adds the rate, ``3.2 stimuli/s``.
 
     Yields
     ------
@@ -59,15 +81,17 @@ def progress_bar(
     if not console.is_terminal:
         yield None
         return
-    with Progress(
+    columns: list[ProgressColumn | str] = [
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    ]
+    if unit is not None:
+        columns.insert(3, TextColumn("{task.completed}/{task.total}"))
+        columns.insert(4, RateColumn(unit))
+    with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def tick(stage: str, done: int, total: int) -> None:

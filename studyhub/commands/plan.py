@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ def plan_power(
     n_cases: int | None = None,
     n_sims: int | None = None,
     map_chunks: ChunkMap | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PowerReport:
     """Simulate the plan's first primary comparison under the plan's power assumptions.
 
@@ -117,6 +119,7 @@ def plan_power(
         n_sims=n_sims or assumptions.n_sims,
         seed=files.protocol.seed,
         map_chunks=map_chunks,
+        progress=progress,
     )
     return PowerReport(
         endpoint=ep.id,
@@ -168,10 +171,11 @@ def register_commands(app: typer.Typer, out: Console) -> None:
         scheduler: SchedulerOption = None,
     ) -> None:
         """Simulate the planned design: power and type-I error of the primary endpoint."""
+        from studyhub.commands.cases import progress_bar
         from studyhub.protocol.load import load_study
 
         files = load_study(protocol)
-        with ExitStack() as stack:
+        with progress_bar(unit="studies") as progress, ExitStack() as stack:
             on_cluster = workers is not None or scheduler is not None
             client = stack.enter_context(dask_client(scheduler, workers)) if on_cluster else None
             rep = plan_power(
@@ -180,6 +184,7 @@ def register_commands(app: typer.Typer, out: Console) -> None:
                 n_cases=n_cases,
                 n_sims=n_sims,
                 map_chunks=None if client is None else client_map(client),
+                progress=progress,
             )
         table = Table(
             title=f"Power of primary endpoint {rep.endpoint} ({rep.method})", show_header=False

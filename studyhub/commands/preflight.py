@@ -378,7 +378,6 @@ class _Preflight:
                     weights_sha256=model.weights_sha256,
                     entry_point=model.entry_point,
                     cases=cases,
-                    metrics=False,
                 )
             except InputError as exc:
                 self.report.problems.append(f"{where}: {exc}")

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyhub import __version__
-from studyhub.errors import InputError
+from studyhub.errors import DataError, InputError
 from studyhub.evidence.deviations import apply_rules
 from studyhub.evidence.export import TidyData, data_digest, tidy_data
 from studyhub.protocol.plan import AnalysisPlan
@@ -271,6 +271,44 @@ def stimulus_metrics(s: Session, study_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def require_stored_metrics(s: Session, study_id: str, plan: AnalysisPlan) -> None:
+    """Refuse the analysis while a stimulus with a map lacks a metric an endpoint reads.
+
+    The metrics are computed by ``studyhub explain --metrics``, a step of its own
+    after ``explain``; an endpoint with statistic spearman or measure metric:NAME
+    needs NAME stored on every stimulus that has a map.
+    """
+    from studyhub.protocol.metric_settings import METRIC_SETTING
+
+    needed = sorted(
+        {
+            ep.measure.removeprefix("metric:")
+            for ep in plan.endpoints
+            if ep.statistic == "spearman" or ep.measure.startswith("metric:")
+        }
+    )
+    if not needed:
+        return
+    stored = [
+        metrics or {}
+        for (metrics,) in s.execute(
+            select(Stimulus.metrics).where(
+                Stimulus.study_id == study_id, Stimulus.attribution.is_not(None)
+            )
+        )
+    ]
+    for name in needed:
+        lacking = sum(name not in metrics for metrics in stored)
+        if lacking:
+            setting = METRIC_SETTING.get(name)
+            switch = f" with metrics.{setting} switched on in the protocol" if setting else ""
+            raise DataError(
+                f"the plan analyses metric {name!r}, but {lacking} of {len(stored)} stimuli "
+                f"have no stored {name}; compute it first with studyhub explain --metrics"
+                f"{switch}, then run studyhub analyze again"
+            )
+
+
 def load_masks(
     protocol: Protocol, study: Study, data_dir: Path | None, case_keys: dict[str, int]
 ) -> dict[int, np.ndarray] | None:
@@ -358,6 +396,7 @@ def analyze_study(
         lifecycle.require(study, "analyze")
         protocol = registered_protocol_of(s, study)
         plan = registered_plan_of(study)
+        require_stored_metrics(s, study.id, plan)
         masks = load_masks(protocol, study, data_dir, marked_case_keys(s, study.id))
         results, _ = results_from_session(s, study, protocol, plan, masks)
         head = (study.id, study.state, study.registration_hash)

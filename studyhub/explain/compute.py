@@ -2,8 +2,9 @@
 
 For each case: the attribution (raw array and its hash), the attribution
 uncertainty, the standard rendering (stimulus, original, overlay layer), the
-narrative, the quantitative metrics and the provenance an auditor needs to
-trace the stimulus back to the exact model, method, parameters and seed.
+narrative and the provenance an auditor needs to trace the stimulus back to
+the exact model, method, parameters and seed. The quantitative metrics are not
+part of a stimulus: :mod:`studyhub.explain.metrics_step` computes them afterwards.
 """
 
 from __future__ import annotations
@@ -26,16 +27,6 @@ from studyhub.errors import InputError
 from studyhub.explain.arms import build_arm
 from studyhub.explain.arms._base import Arm
 from studyhub.explain.cues import ConfidenceCue
-from studyhub.explain.metrics import (
-    deletion_auc,
-    infidelity,
-    insertion_auc,
-    pointing_game,
-    randomization_rank_correlation,
-    relevance_mass,
-    sensitivity_max,
-    top_k_iou,
-)
 from studyhub.explain.narrative import narrate
 from studyhub.explain.render import render_views as render_all
 from studyhub.explain.uncertainty import attribution_uncertainty
@@ -53,17 +44,6 @@ __all__ = [
     "recompute_attributions",
     "render_views",
 ]
-
-#: Gradient methods whose weight-randomized twin is computed for the sanity check.
-_RANDOMIZABLE = (
-    "integrated_gradients",
-    "saliency",
-    "smoothgrad",
-    "gradient_shap",
-    "deeplift",
-    "gradcam",
-    "guided_gradcam",
-)
 
 
 @dataclass(frozen=True)
@@ -133,10 +113,6 @@ def _display(image: np.ndarray) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def _region_ids(protocol: Protocol, label: str) -> list[int]:
-    return [value for value, name in protocol.data.mask_labels.items() if name == label]
-
-
 def mask_label_problem(protocol: Protocol, case_key: str, mask: np.ndarray | None) -> str | None:
     """Why a case's mask cannot be narrated: values that ``data.mask_labels`` does not name.
 
@@ -168,20 +144,6 @@ def mask_label_problem(protocol: Protocol, case_key: str, mask: np.ndarray | Non
     )
 
 
-def _mask_metrics(
-    attr: np.ndarray, mask: np.ndarray | None, regions: list[int], top_k: float
-) -> dict[str, Any]:
-    if mask is None or not regions or not np.isin(mask, regions).any():
-        return {"pointing_game": None, "relevance_mass": None, "top_k_iou": None}
-    if float(np.clip(attr, 0, None).sum()) <= 0:
-        return {"pointing_game": None, "relevance_mass": None, "top_k_iou": None}
-    return {
-        "pointing_game": bool(pointing_game(attr, mask, labels=regions)),
-        "relevance_mass": float(relevance_mass(attr, mask, labels=regions)),
-        "top_k_iou": float(top_k_iou(attr, mask, percent=top_k, labels=regions)),
-    }
-
-
 def compute_stimuli(
     *,
     protocol: Protocol,
@@ -194,7 +156,6 @@ def compute_stimuli(
     entry_point: str,
     cases: Sequence[CaseInput],
     device: str = "cpu",
-    metrics: bool = True,
 ) -> list[StimulusOutput]:
     """Compute every stimulus of ``cases`` under one arm, as one batch.
 
@@ -220,12 +181,6 @@ def compute_stimuli(
             .cpu()
             .numpy()
         )
-    twins = (
-        _randomized_twins(arm, method, params, model, preprocess, protocol, inputs, targets, seeds)
-        if metrics
-        else None
-    )
-    black = preprocess(np.zeros_like(cases[0].image, dtype=np.float32)).to(device)
     outputs: list[StimulusOutput] = []
     for i, case in enumerate(cases):
         attr = None if maps is None else maps[i]
@@ -239,14 +194,9 @@ def compute_stimuli(
                 seed=seeds[i],
                 attr=attr,
                 unc=None if uncertainty is None else uncertainty[i],
-                twin=None if twins is None else twins[i],
-                model=model,
-                x=inputs[i : i + 1],
-                black=black,
                 weights_sha256=weights_sha256,
                 entry_point=entry_point,
                 device=device,
-                metrics=metrics,
                 share_ms=batch_ms / len(cases),
                 batch=[c.case_key for c in cases],
             )
@@ -313,30 +263,6 @@ class _Batch:
         return np.asarray(raw.detach().float().sum(dim=1).cpu().numpy())
 
 
-def _randomized_twins(
-    arm: Arm,
-    method: str,
-    params: Mapping[str, Any],
-    model: nn.Module,
-    preprocess: Callable[[np.ndarray], Tensor],
-    protocol: Protocol,
-    inputs: Tensor,
-    targets: Tensor,
-    seeds: list[int],
-) -> np.ndarray | None:
-    """The same method on a weight-randomized copy of the model (Adebayo et al. 2018)."""
-    if method not in _RANDOMIZABLE:
-        return None
-    twin = build_arm(
-        "randomized_model",
-        model,
-        {"base_method": method, **dict(params)},
-        target_layer=protocol.model.target_layer,
-        preprocess=preprocess,
-    )
-    return twin.attribute(inputs, targets, seed=seeds).detach().float().sum(dim=1).cpu().numpy()
-
-
 def render_views(
     protocol: Protocol, image: np.ndarray, attr: np.ndarray | None, unc: np.ndarray | None
 ) -> tuple[bytes, bytes, bytes | None]:
@@ -360,14 +286,9 @@ def _one(
     seed: int,
     attr: np.ndarray | None,
     unc: np.ndarray | None,
-    twin: np.ndarray | None,
-    model: nn.Module,
-    x: Tensor,
-    black: Tensor,
     weights_sha256: str,
     entry_point: str,
     device: str,
-    metrics: bool,
     share_ms: float,
     batch: list[str],
 ) -> StimulusOutput:
@@ -405,18 +326,6 @@ def _one(
                 "uncertain_share": story.uncertain_share,
             }
         )
-        values.update(
-            _mask_metrics(
-                attr,
-                case.mask,
-                _region_ids(protocol, case.target_label),
-                rendering.top_k_percent or 10.0,
-            )
-        )
-        if twin is not None:
-            values["randomization_spearman"] = float(randomization_rank_correlation(attr, twin))
-        if metrics:
-            values.update(_faithfulness(arm, model, x, attr, case.target, black, seed))
     digest = None if attr is None else attribution_sha256(attr)
     provenance = {
         "studyhub_version": __version__,
@@ -456,25 +365,3 @@ def _one(
         flags=list(story.flags),
         uncertainty=unc,
     )
-
-
-def _faithfulness(
-    arm: Arm, model: nn.Module, x: Tensor, attr: np.ndarray, target: int, black: Tensor, seed: int
-) -> dict[str, float | None]:
-    def explain(inp: Tensor, tgt: Tensor) -> Tensor:
-        return arm.attribute(inp, tgt, seed=seed)
-
-    out: dict[str, float | None] = {
-        "deletion_auc": deletion_auc(model, x, attr, target, baseline=black),
-        "insertion_auc": insertion_auc(model, x, attr, target, baseline=black),
-    }
-    try:
-        out["infidelity"] = infidelity(
-            model, explain, x, target, n_perturb_samples=8, seed=seed % 2**31
-        )
-        out["max_sensitivity"] = sensitivity_max(
-            explain, x, target, n_perturb_samples=8, seed=seed % 2**31
-        )
-    except InputError:
-        out["infidelity"] = out["max_sensitivity"] = None
-    return out

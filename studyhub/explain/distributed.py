@@ -64,7 +64,6 @@ class ExplainTask:
     cases: list[CaseInput]
     seeds: list[int]
     device: str
-    metrics: bool
     studyhub_version: str = __version__
 
 
@@ -83,7 +82,6 @@ def explain_task(
     model: LoadedModel,
     cases: list[CaseInput],
     device: str,
-    metrics: bool,
 ) -> ExplainTask:
     """The task of one arm over one batch of cases: the batch a run in-process computes."""
     weights = model.weights_file
@@ -100,7 +98,6 @@ def explain_task(
         cases=cases,
         seeds=[item_seed(protocol.seed, c.case_key, arm.arm_key) for c in cases],
         device=device,
-        metrics=metrics,
     )
 
 
@@ -171,7 +168,6 @@ def run_task(task: ExplainTask) -> TaskResult:
             entry_point=model.entry_point,
             cases=task.cases,
             device=task.device,
-            metrics=task.metrics,
         )
     except StudyhubError as exc:
         return TaskResult(error=exc, worker=worker)

@@ -83,8 +83,8 @@ class _Context:
 def _context(store: Store, study_id: str | None, data_dir: Path, *, step: str) -> _Context:
     with store.session() as s:
         study = get_study(s, study_id)
-        if step == "explain":
-            lifecycle.require(study, "explain")
+        if step in ("explain", "compute metrics"):
+            lifecycle.require(study, step)
         protocol, base = registered_protocol(study)
         rows = [
             (case, pred)
@@ -166,15 +166,18 @@ def explain_study(
     actor: str,
     device: str = "cpu",
     batch_size: int = 16,
-    metrics: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     client: Client | None = None,
 ) -> ExplainSummary:
     """Compute and store every missing stimulus (case x arm) of the study.
 
-    With a Dask ``client`` the (arm, batch) tasks run on its workers
-    (:mod:`studyhub.explain.distributed`), the same batches as without one, and
-    this process alone stores their results.
+    A stimulus is what raters see (attribution, uncertainty, rendering, narrative,
+    cue); the quantitative metrics are computed afterwards by
+    :func:`studyhub.explain.metrics_step.compute_metrics`. ``progress`` is called
+    as ``progress(arm, done, total)`` after each stored batch, counting that arm's
+    stimuli (the ones that existed included). With a Dask ``client`` the (arm,
+    batch) tasks run on its workers (:mod:`studyhub.explain.distributed`), the
+    same batches as without one, and this process alone stores their results.
     """
     import time
 
@@ -198,22 +201,24 @@ def explain_study(
                 select(Stimulus.case_id, Stimulus.arm_id).where(Stimulus.study_id == ctx.study.id)
             )
         }
-    total = len(ctx.cases) * len(ctx.arms)
-    finished = len(done)
     summary.existing = len(done)
 
+    finished: dict[str, int] = {}
+
     def store_batch(arm: Arm, chunk: list[_Row], outputs: list[StimulusOutput]) -> None:
-        nonlocal finished
         written = _store_batch(store, ctx, arm, chunk, outputs, actor=actor)
         summary.computed += written
         summary.per_arm[arm.arm_key] += written
-        finished += written
+        finished[arm.arm_key] += written
         if progress is not None:
-            progress(arm.arm_key, finished, total)
+            progress(arm.arm_key, finished[arm.arm_key], len(ctx.cases))
 
     for arm in ctx.arms:
         todo = [c for c in ctx.cases if (c[0].id, arm.id) not in done]
         summary.per_arm[arm.arm_key] = 0
+        finished[arm.arm_key] = len(ctx.cases) - len(todo)
+        if progress is not None:
+            progress(arm.arm_key, finished[arm.arm_key], len(ctx.cases))
         for start in range(0, len(todo), batch_size):
             loaded = todo[start : start + batch_size]
             inputs = _inputs(ctx, loaded)
@@ -223,7 +228,7 @@ def explain_study(
                 chunk = [loaded[i] for i in group]
                 if cluster is not None:
                     task = explain_task(
-                        ctx.protocol, arm, ctx.model, [inputs[i] for i in group], device, metrics
+                        ctx.protocol, arm, ctx.model, [inputs[i] for i in group], device
                     )
                     for (done_arm, done_chunk), outputs in cluster.submit(task, (arm, chunk)):
                         store_batch(done_arm, done_chunk, outputs)
@@ -239,7 +244,6 @@ def explain_study(
                     entry_point=ctx.model.entry_point,
                     cases=[inputs[i] for i in group],
                     device=device,
-                    metrics=metrics,
                 )
                 store_batch(arm, chunk, outputs)
     if cluster is not None:
@@ -406,7 +410,6 @@ def verify_stimuli(
             entry_point=ctx.model.entry_point,
             cases=inputs,
             device=device,
-            metrics=False,
         )[batch_keys.index(key)]
         exact_expected = bool(stim.provenance.get("deterministic", True)) and (
             stim.provenance.get("device") == device

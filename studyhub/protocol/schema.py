@@ -19,6 +19,7 @@ from studyhub.protocol.arm_params import (
     ExplanationMethod,
     params_model,
 )
+from studyhub.protocol.metric_settings import MetricSettings
 from studyhub.protocol.reading import (
     Blinding,
     Instrument,
@@ -41,6 +42,7 @@ __all__ = [
     "Enrichment",
     "Instrument",
     "Item",
+    "MetricSettings",
     "ModelSpec",
     "Protocol",
     "Qualification",
@@ -323,6 +325,11 @@ class Protocol(Strict):
         default_factory=Rendering, description="one standard rendering for every arm"
     )
     cues: Cues = Field(default_factory=Cues, description="confidence cues and narratives")
+    metrics: MetricSettings = Field(
+        default_factory=MetricSettings,
+        description="quantitative metrics of the maps, computed by studyhub explain --metrics "
+        "after the stimuli",
+    )
     blinding: Blinding = Field(default_factory=Blinding, description="blinding rules")
     reading: ReadingDesign = Field(default_factory=ReadingDesign, description="the reading design")
     instrument: Instrument = Field(description="the rating instrument")

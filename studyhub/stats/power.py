@@ -130,10 +130,6 @@ def _run_chunk(chunk: _Chunk) -> np.ndarray:
     return np.asarray(adjust_pvalue_matrix(p, chunk.multiplicity) <= chunk.alpha)
 
 
-def _map_here(fn: Callable[[Any], np.ndarray], items: Sequence[Any]) -> list[np.ndarray]:
-    return [fn(item) for item in items]
-
-
 def _pvalues(
     y: np.ndarray,
     *,
@@ -163,6 +159,10 @@ def _pvalues(
     return out
 
 
+#: How a progress bar names each simulated scenario.
+_SCENARIO = {"alt": "power, under the effect", "null": "type-I error, under the null"}
+
+
 def power_simulation(
     *,
     n_raters: int,
@@ -188,6 +188,7 @@ def power_simulation(
     n_boot: int = 500,
     seed: int = 0,
     map_chunks: ChunkMap | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PowerResult:
     """Simulate a fully crossed reader study and estimate power and type I error.
 
@@ -242,6 +243,9 @@ def power_simulation(
         :func:`studyhub.cluster.client_map` runs the chunks on a Dask cluster.
         Every chunk is seeded on its own, so the result equals a run in this
         process.
+    progress : callable, optional
+        Called as ``progress(scenario, done, n_sims)`` as chunks of simulated
+        studies finish (after all of them on a cluster); the results do not depend on it.
 
     Returns
     -------
@@ -380,8 +384,24 @@ def power_simulation(
         for k, eff in enumerate(scenarios.values())
         for start in range(0, n_sims, batch)
     ]
-    run = map_chunks if map_chunks is not None else _map_here
-    done = run(_run_chunk, chunks)
+    names = list(scenarios)
+    if map_chunks is not None:
+        done = map_chunks(_run_chunk, chunks)
+        if progress is not None:
+            for name in names:
+                progress(f"simulating ({_SCENARIO[name]})", n_sims, n_sims)
+    else:
+        done = []
+        counted = dict.fromkeys(names, 0)
+        if progress is not None:
+            for name in names:
+                progress(f"simulating ({_SCENARIO[name]})", 0, n_sims)
+        for chunk in chunks:
+            done.append(_run_chunk(chunk))
+            name = names[chunk.scenario]
+            counted[name] += chunk.n_sims
+            if progress is not None:
+                progress(f"simulating ({_SCENARIO[name]})", counted[name], n_sims)
     rejections: dict[str, np.ndarray] = {
         name: np.concatenate([r for c, r in zip(chunks, done, strict=True) if c.scenario == k])
         for k, name in enumerate(scenarios)

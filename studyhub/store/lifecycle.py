@@ -28,6 +28,7 @@ ALLOWED: Final[dict[str, tuple[str, ...]]] = {
     "enroll": ("registered", "enrolling"),
     "sample": ("registered", "enrolling"),
     "explain": ("enrolling",),
+    "compute metrics": ("enrolling", "rating", "closed"),
     "add raters": ("registered", "enrolling", "rating"),
     "assign": ("enrolling", "rating"),
     "rate": ("rating",),

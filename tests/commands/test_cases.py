@@ -22,3 +22,18 @@ def test_progress_bar_draws_on_a_terminal_only() -> None:
     with progress_bar(Console(file=pipe, force_terminal=False)) as quiet:
         assert quiet is None
     assert pipe.getvalue() == ""
+
+
+def test_progress_bar_with_a_unit_shows_counts_and_rate() -> None:
+    terminal = io.StringIO()
+    with progress_bar(
+        Console(file=terminal, force_terminal=True, width=140), unit="stimuli"
+    ) as tick:
+        assert tick is not None
+        tick("explain ig", 0, 16)
+        tick("explain ig", 8, 16)
+        tick("explain ig", 16, 16)
+    drawn = terminal.getvalue()
+    assert "explain ig" in drawn
+    assert "16/16" in drawn
+    assert "stimuli/s" in drawn

@@ -96,7 +96,7 @@ def reference(study: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     store = open_store(f"sqlite:///{single}", create=False)
     try:
         summary = explain_study(
-            store, None, data_dir=study["data"], actor="test", batch_size=BATCH, metrics=False
+            store, None, data_dir=study["data"], actor="test", batch_size=BATCH
         )
         assert summary.computed == 8 * 4
         return _stored(store)
@@ -177,7 +177,6 @@ def test_a_killed_worker_changes_nothing(study, reference, client, store, db_url
         data_dir=study["data"],
         actor="test",
         batch_size=BATCH,
-        metrics=False,
         progress=kill_a_busy_worker,
         client=client,
     )
@@ -205,7 +204,6 @@ def test_a_duplicated_result_is_not_stored_twice(study, client, tmp_path: Path) 
             data_dir=study["data"],
             actor="t",
             batch_size=4,
-            metrics=False,
             client=client,
         )
         before, events = _counts(url), _stored(store)
@@ -222,7 +220,6 @@ def test_a_duplicated_result_is_not_stored_twice(study, client, tmp_path: Path) 
             weights_sha256=ctx.model.weights_sha256,
             entry_point=ctx.model.entry_point,
             cases=_inputs(ctx, chunk),
-            metrics=False,
         )
         assert _store_batch(store, ctx, arm, chunk, outputs, actor="t") == 0
         assert _counts(url) == before
@@ -239,7 +236,7 @@ def test_cli_workers_equal_a_single_process(study, reference, cli, tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     result = cli(
         "--db", url, "explain", "--data-dir", str(study["data"]), "--batch-size", str(BATCH),
-        "--no-metrics", "--workers", "2",
+        "--workers", "2",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "computed 32 stimuli" in result.stdout
@@ -319,7 +316,6 @@ def _task(study: dict[str, Any], **changes: Any) -> ExplainTask:
         "cases": [case],
         "seeds": [item_seed(protocol.seed, "c1", "gradcam")],
         "device": "cpu",
-        "metrics": False,
     }
     values.update(changes)
     return ExplainTask(**values)
