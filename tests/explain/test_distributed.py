@@ -95,9 +95,7 @@ def reference(study: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     shutil.copy(study["template"], single)
     store = open_store(f"sqlite:///{single}", create=False)
     try:
-        summary = explain_study(
-            store, None, data_dir=study["data"], actor="test", batch_size=BATCH
-        )
+        summary = explain_study(store, None, data_dir=study["data"], actor="test", batch_size=BATCH)
         assert summary.computed == 8 * 4
         return _stored(store)
     finally:
