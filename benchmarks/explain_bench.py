@@ -152,7 +152,7 @@ def pipeline(batch: int, repeats: int) -> None:
     from studyhub.explain.metrics_step import batch_metrics, wanted_groups
     from studyhub.protocol.load import load_study
     from studyhub.protocol.metric_settings import PRESETS
-    from tests.paths import DEMO_PROTOCOL
+    from studyhub.demo.run import DEMO_PROTOCOL
 
     protocol = load_study(DEMO_PROTOCOL).protocol
     model, preprocess = load()
