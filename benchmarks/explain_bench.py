@@ -148,11 +148,11 @@ def pipeline(batch: int, repeats: int) -> None:
     """Print the stimulus-step and metrics-step table of the demo protocol's arms."""
     import numpy as np
 
+    from studyhub.demo.run import DEMO_PROTOCOL
     from studyhub.explain.compute import CaseInput, compute_stimuli
     from studyhub.explain.metrics_step import batch_metrics, wanted_groups
     from studyhub.protocol.load import load_study
     from studyhub.protocol.metric_settings import PRESETS
-    from studyhub.demo.run import DEMO_PROTOCOL
 
     protocol = load_study(DEMO_PROTOCOL).protocol
     model, preprocess = load()
