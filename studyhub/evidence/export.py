@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from studyhub.protocol.schema import Item, Protocol
+from studyhub.rating.progress import catch_failed
 from studyhub.store.models import (
     Arm,
     Assignment,
@@ -172,12 +173,6 @@ def _coded(item: Item, answer: Any) -> tuple[float, str | None]:
     return (np.nan, str(answer))
 
 
-def _catch_passed(expected: Any, answers: dict[str, Any]) -> bool:
-    from studyhub.rating.progress import catch_failed  # the rule the monitor page applies
-
-    return not catch_failed(expected, answers)
-
-
 def _effective(s: Session, study_id: str) -> dict[int, tuple[Response, bool]]:
     """assignment id -> (its current response, whether it is a correction)."""
     rows = s.scalars(
@@ -259,7 +254,8 @@ def tidy_data(
                 missing_rows.append(base)
             continue
         resp, corrected = hit
-        passed = _catch_passed(a.expected, resp.answers) if a.kind == "catch" else None
+        # the rule the monitor page applies
+        passed = not catch_failed(a.expected, resp.answers) if a.kind == "catch" else None
         for item_id, item in items.items():
             value, label = _coded(item, resp.answers.get(item_id))
             answer_rows.append(

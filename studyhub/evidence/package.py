@@ -192,8 +192,10 @@ def build_package(
         inp = report_input(s, study, protocol, plan, run.results, tidy, env)
         write_report(inp, folder / "report")
     (folder / "README.txt").write_text(_readme(study.id), encoding="utf-8")
-    _ro_crate(folder, study.id, study.title)
-    sums = _sha256sums(folder)
+    hashes = _file_hashes(folder)  # each file hashed once: for the crate and SHA256SUMS
+    _ro_crate(folder, study.id, study.title, hashes)
+    hashes.update(_file_hashes(folder, only="ro-crate-metadata.json"))
+    sums = _sha256sums(folder, hashes)
     if final.exists():
         shutil.rmtree(final)
     folder.replace(final)
@@ -363,7 +365,17 @@ def _readme(study_id: str) -> str:
     )
 
 
-def _ro_crate(folder: Path, study_id: str, title: str) -> None:
+def _file_hashes(folder: Path, *, only: str | None = None) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file in ``folder`` (or of the one named ``only``)."""
+    paths = [folder / only] if only is not None else sorted(folder.rglob("*"))
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in paths
+        if p.is_file() and p.name != "SHA256SUMS"
+    }
+
+
+def _ro_crate(folder: Path, study_id: str, title: str, hashes: dict[str, str]) -> None:
     from rocrate.rocrate import ROCrate
 
     crate = ROCrate()
@@ -373,8 +385,8 @@ def _ro_crate(folder: Path, study_id: str, title: str) -> None:
         "ratings, audit chain, analysis results and report, written by studyhub "
         f"{__version__}. Verify with: studyhub verify <this folder or its zip>."
     )
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
+    for rel, digest in hashes.items():
+        path = folder / rel
         crate.add_file(
             None,
             rel,
@@ -382,7 +394,7 @@ def _ro_crate(folder: Path, study_id: str, title: str) -> None:
                 "name": rel,
                 "contentSize": str(path.stat().st_size),
                 "encodingFormat": _media_type(path),
-                "sha256": sha256_file(path),
+                "sha256": digest,
                 "description": _describe(rel),
             },
         )
@@ -419,12 +431,8 @@ def _describe(rel: str) -> str:
     }.get(top, "package metadata")
 
 
-def _sha256sums(folder: Path) -> str:
-    lines = [
-        f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}"
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "SHA256SUMS"
-    ]
+def _sha256sums(folder: Path, hashes: dict[str, str]) -> str:
+    lines = [f"{hashes[rel]}  {rel}" for rel in sorted(hashes, key=lambda r: Path(r).parts)]
     text = "\n".join(lines) + "\n"
     (folder / "SHA256SUMS").write_text(text, encoding="utf-8")
     return hashlib.sha256(text.encode()).hexdigest()

@@ -125,13 +125,14 @@ def verify_package(path: Path) -> VerifyReport:
             report.problems.append(f"the package's records cannot be read: {exc}")
             return report
         study_id = str(registration.get("study_id"))
+        blobs = _blobs(root, rows)  # the stimulus images, read once
         recorded: dict[tuple[str, str], str | None] = {}
         mine: set[tuple[str, str]] = set()
         steps = (
             ("audit/events.jsonl", lambda: _chain(events, root, study_id, report)),
-            ("audit/rows", lambda: _rows(root, rows, recorded, mine, report)),
+            ("audit/rows", lambda: _rows(blobs, rows, recorded, mine, report)),
             ("protocol/", lambda: _registration(root, registration, rows, events, report)),
-            ("results/", lambda: _analysis(root, rows, events, results, study_id, report)),
+            ("results/", lambda: _analysis(root, rows, events, results, study_id, blobs, report)),
         )
         for where, step in steps:
             try:
@@ -220,7 +221,7 @@ def _chain(
 
 
 def _rows(
-    root: Path,
+    blobs: dict[tuple[str, str, str], bytes],
     rows: dict[str, list[dict[str, Any]]],
     recorded: dict[tuple[str, str], str | None],
     mine: set[tuple[str, str]],
@@ -231,13 +232,12 @@ def _rows(
     for entry in rows.get("stimulus", []):
         code = decode_value(entry["values"]["code"])
         blob = entry["values"].get("image_png")
-        path = root / "stimuli" / f"{code}.png"
         if blob is None:
             continue
-        if not path.is_file():
+        data = blobs.get(("stimulus", str(entry["pk"]), "image_png"))
+        if data is None:
             report.problems.append(f"stimuli/{code}.png: missing (stimulus row {entry['pk']})")
             continue
-        data = path.read_bytes()
         if blob != f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}":
             report.problems.append(
                 f"stimuli/{code}.png: not the image of stimulus row {entry['pk']} in the chain"
@@ -310,6 +310,7 @@ def _analysis(
     events: list[dict[str, Any]],
     results: dict[str, Any],
     study_id: str,
+    blobs: dict[tuple[str, str, str], bytes],
     report: VerifyReport,
 ) -> None:
     from studyhub.evidence.analyze import json_safe, registered_plan_of, results_from_session
@@ -322,7 +323,7 @@ def _analysis(
         report.problems.append(
             "results/results.json: not the results of the last analysis run the chain recorded"
         )
-    engine = load_scratch(rows, events, _blobs(root, rows))
+    engine = load_scratch(rows, events, blobs)
     try:
         with Session(engine) as s:
             study = s.get(Study, study_id)
@@ -363,7 +364,10 @@ def _analysis(
 def _blobs(root: Path, rows: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str, str], bytes]:
     out: dict[tuple[str, str, str], bytes] = {}
     for entry in rows.get("stimulus", []):
-        path = root / "stimuli" / f"{decode_value(entry['values']['code'])}.png"
+        code = entry.get("values", {}).get("code") if isinstance(entry, dict) else None
+        if not isinstance(code, str) or not code.startswith("str:"):
+            continue  # a malformed row: the rows check names it
+        path = root / "stimuli" / f"{decode_value(code)}.png"
         if path.is_file():
             out[("stimulus", str(entry["pk"]), "image_png")] = path.read_bytes()
     return out
